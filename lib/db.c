@@ -1,0 +1,303 @@
+/*
+ * PostgreSQL: one connection per worker, opened lazily, statements prepared
+ * on first use, parameters only.  A connection that breaks outside a SQL
+ * transaction is reopened and the statement retried once, so a database
+ * restart is invisible to every request that arrives after it is back.
+ */
+#include "setup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const struct fin_stmt stmt_ping = { "db_ping", "SELECT 1", 0 };
+
+static void
+drop(struct fin_ctx *ctx)
+{
+	if (ctx->pg != NULL)
+		PQfinish(ctx->pg);
+	ctx->pg = NULL;
+	ctx->nprepared = 0;
+	ctx->in_sql_txn = false;
+}
+
+enum fin_err
+Fin_db_connect(struct fin_ctx *ctx)
+{
+	const char	*keys[5], *vals[5];
+	char		 timeout[24], options[64];
+
+	drop(ctx);
+	snprintf(timeout, sizeof(timeout), "%lld",
+	    (long long)ctx->cfg->db_connect_timeout);
+	snprintf(options, sizeof(options), "-c statement_timeout=%lld",
+	    (long long)ctx->cfg->db_statement_timeout);
+	/* dbname is expanded, so DATABASE_URL may be a URI or key=value. */
+	keys[0] = "dbname";		vals[0] = ctx->cfg->database_url;
+	keys[1] = "connect_timeout";	vals[1] = timeout;
+	keys[2] = "application_name";	vals[2] = "libfinance";
+	keys[3] = "options";		vals[3] = options;
+	keys[4] = NULL;			vals[4] = NULL;
+	ctx->pg = PQconnectdbParams(keys, vals, 1);
+	if (ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK) {
+		/* libpq's message names host and reason, never the password. */
+		char	 msg[256];
+		size_t	 n;
+
+		snprintf(msg, sizeof(msg), "%s", ctx->pg != NULL ?
+		    PQerrorMessage(ctx->pg) : "out of memory");
+		n = strlen(msg);
+		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+			msg[--n] = '\0';
+		fin_log(FIN_LOG_WARN, "db_connect_failed",
+		    "could not connect to postgresql: %s", msg);
+		drop(ctx);
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
+	return FIN_OK;
+}
+
+static bool
+is_prepared(const struct fin_ctx *ctx, const struct fin_stmt *stmt)
+{
+	size_t	 i;
+
+	for (i = 0; i < ctx->nprepared; i++)
+		if (ctx->prepared[i] == stmt)
+			return true;
+	return false;
+}
+
+/* Maps a failed result once, here; the detail goes to the log only. */
+static enum fin_err
+map_failure(struct fin_ctx *ctx, const struct fin_stmt *stmt, PGresult *res)
+{
+	const char	*state, *msg;
+
+	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(ctx->last_sqlstate, sizeof(ctx->last_sqlstate), "%s",
+	    state != NULL ? state : "");
+	if (ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK ||
+	    (state != NULL && (strncmp(state, "08", 2) == 0 ||
+	    strncmp(state, "57P0", 4) == 0 || strcmp(state, "53300") == 0)))
+		return FIN_E_SERVICE_UNAVAILABLE;
+	if (state != NULL && strcmp(state, "23505") == 0)
+		return FIN_E_INTERNAL_ERROR;	/* caller checks unique violation */
+	msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	fin_log(FIN_LOG_ERROR, "db_error", "could not run statement %s: %s (%s)",
+	    stmt->name, msg != NULL ? msg : "no result",
+	    state != NULL ? state : "-");
+	return FIN_E_INTERNAL_ERROR;
+}
+
+static bool
+connection_lost(const struct fin_ctx *ctx)
+{
+	return ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK;
+}
+
+/* One attempt: prepare if needed, then execute. */
+static enum fin_err
+exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
+    const char *const *params, PGresult **out)
+{
+	PGresult	*res;
+	ExecStatusType	 st;
+	enum fin_err	 e;
+
+	if (!is_prepared(ctx, stmt)) {
+		if (ctx->nprepared == FIN_DB_MAX_STMTS) {
+			fin_log(FIN_LOG_ERROR, "db_error", "could not prepare %s: "
+			    "more than %d statements", stmt->name, FIN_DB_MAX_STMTS);
+			return FIN_E_INTERNAL_ERROR;
+		}
+		res = PQprepare(ctx->pg, stmt->name, stmt->sql, stmt->nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			e = map_failure(ctx, stmt, res);
+			PQclear(res);
+			return e;
+		}
+		PQclear(res);
+		ctx->prepared[ctx->nprepared++] = stmt;
+	}
+	res = PQexecPrepared(ctx->pg, stmt->name, stmt->nparams, params, NULL,
+	    NULL, 0);
+	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		ctx->last_sqlstate[0] = '\0';
+		*out = res;
+		return FIN_OK;
+	}
+	e = map_failure(ctx, stmt, res);
+	PQclear(res);
+	return e;
+}
+
+enum fin_err
+Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
+    const char *const *params, PGresult **out)
+{
+	enum fin_err	 e;
+	int		 attempt;
+
+	*out = NULL;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (connection_lost(ctx)) {
+			/* A transaction's work died with its connection. */
+			if (ctx->in_sql_txn) {
+				drop(ctx);
+				return FIN_E_SERVICE_UNAVAILABLE;
+			}
+			e = Fin_db_connect(ctx);
+			if (e != FIN_OK)
+				return e;
+		}
+		e = exec_once(ctx, stmt, params, out);
+		if (e == FIN_OK || !connection_lost(ctx))
+			return e;
+		if (ctx->in_sql_txn) {
+			drop(ctx);
+			return FIN_E_SERVICE_UNAVAILABLE;
+		}
+		fin_log(FIN_LOG_WARN, "db_reconnect",
+		    "postgresql connection lost during %s: reconnecting",
+		    stmt->name);
+		drop(ctx);
+	}
+	return FIN_E_SERVICE_UNAVAILABLE;
+}
+
+static void
+clear_result(void *p)
+{
+	PQclear(p);
+}
+
+enum fin_err
+Fin_db_query(struct fin_ctx *ctx, struct fin_arena *a,
+    const struct fin_stmt *stmt, const char *const *params, PGresult **out)
+{
+	enum fin_err	 e;
+
+	e = Fin_db_exec(ctx, stmt, params, out);
+	if (e != FIN_OK)
+		return e;
+	if (fin_arena_defer(a, clear_result, *out) != FIN_OK) {
+		PQclear(*out);
+		*out = NULL;
+		return FIN_E_INTERNAL_ERROR;
+	}
+	return FIN_OK;
+}
+
+const char *
+Fin_db_last_sqlstate(const struct fin_ctx *ctx)
+{
+	return ctx->last_sqlstate;
+}
+
+bool
+Fin_db_unique_violation(const struct fin_ctx *ctx)
+{
+	return strcmp(ctx->last_sqlstate, "23505") == 0;
+}
+
+/* Plain SQL, used only for BEGIN/COMMIT/ROLLBACK and migrations. */
+static enum fin_err
+simple(struct fin_ctx *ctx, const char *sql)
+{
+	PGresult	*res;
+	ExecStatusType	 st;
+
+	if (connection_lost(ctx))
+		return FIN_E_SERVICE_UNAVAILABLE;
+	res = PQexec(ctx->pg, sql);
+	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		PQclear(res);
+		return FIN_OK;
+	}
+	{
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		snprintf(ctx->last_sqlstate, sizeof(ctx->last_sqlstate), "%s",
+		    state != NULL ? state : "");
+		fin_log(FIN_LOG_ERROR, "db_error", "could not run sql: %s (%s)",
+		    msg != NULL ? msg : PQerrorMessage(ctx->pg),
+		    state != NULL ? state : "-");
+	}
+	PQclear(res);
+	return connection_lost(ctx) ? FIN_E_SERVICE_UNAVAILABLE :
+	    FIN_E_INTERNAL_ERROR;
+}
+
+enum fin_err
+Fin_db_exec_script(struct fin_ctx *ctx, const char *sql)
+{
+	if (connection_lost(ctx) && Fin_db_connect(ctx) != FIN_OK)
+		return FIN_E_SERVICE_UNAVAILABLE;
+	return simple(ctx, sql);
+}
+
+enum fin_err
+fin_db_begin(struct fin_ctx *ctx)
+{
+	enum fin_err	 e;
+
+	if (ctx->in_sql_txn) {
+		fin_log(FIN_LOG_ERROR, "db_error", "could not begin: already in a "
+		    "transaction");
+		return FIN_E_INTERNAL_ERROR;
+	}
+	/* BEGIN is where a dead connection is noticed and reopened. */
+	if (connection_lost(ctx) && Fin_db_connect(ctx) != FIN_OK)
+		return FIN_E_SERVICE_UNAVAILABLE;
+	e = simple(ctx, "BEGIN");
+	if (e != FIN_OK && connection_lost(ctx)) {
+		if (Fin_db_connect(ctx) != FIN_OK)
+			return FIN_E_SERVICE_UNAVAILABLE;
+		e = simple(ctx, "BEGIN");
+	}
+	if (e == FIN_OK)
+		ctx->in_sql_txn = true;
+	return e;
+}
+
+enum fin_err
+fin_db_commit(struct fin_ctx *ctx)
+{
+	enum fin_err	 e;
+
+	if (!ctx->in_sql_txn)
+		return FIN_E_INTERNAL_ERROR;
+	e = simple(ctx, "COMMIT");
+	ctx->in_sql_txn = false;
+	if (e != FIN_OK && !connection_lost(ctx))
+		(void)simple(ctx, "ROLLBACK");
+	return e;
+}
+
+void
+fin_db_rollback(struct fin_ctx *ctx)
+{
+	if (!ctx->in_sql_txn)
+		return;
+	ctx->in_sql_txn = false;
+	if (!connection_lost(ctx))
+		(void)simple(ctx, "ROLLBACK");
+}
+
+enum fin_err
+fin_db_ping(struct fin_ctx *ctx)
+{
+	PGresult	*res;
+	enum fin_err	 e;
+
+	e = Fin_db_exec(ctx, &stmt_ping, NULL, &res);
+	PQclear(res);
+	return e == FIN_OK ? FIN_OK : FIN_E_SERVICE_UNAVAILABLE;
+}

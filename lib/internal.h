@@ -1,0 +1,95 @@
+/*
+ * Declarations shared between lib/ files and the unit tests, never
+ * included from src/.  Names are Fin_<module>_<verb>.
+ */
+#ifndef FIN_INTERNAL_H
+#define FIN_INTERNAL_H
+
+#include "setup.h"
+
+#include <libpq-fe.h>
+#include <hiredis/hiredis.h>
+
+#include "finance.h"
+
+/* ------------------------------------------------------------------ */
+/* PostgreSQL                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A prepared statement.  Each module defines its own as static const
+ * objects next to the functions that run them; lib/db.c prepares each one
+ * the first time a connection runs it.  name must be unique.
+ */
+struct fin_stmt {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+};
+
+#define FIN_DB_MAX_STMTS	128	/* distinct statements one connection prepares */
+
+struct fin_ctx {
+	const struct fin_config *cfg;
+	PGconn		*pg;
+	bool		 in_sql_txn;	/* between fin_db_begin and commit/rollback */
+	const struct fin_stmt *prepared[FIN_DB_MAX_STMTS];
+	size_t		 nprepared;
+	char		 last_sqlstate[6];
+	redisContext	*redis;
+	int64_t		 redis_retry_at_ms;	/* no reconnect before this (monotonic ms) */
+};
+
+/*
+ * Runs stmt with the given text parameters (NULL for SQL NULL).  On success
+ * *out is a PGresult the caller must PQclear (or hand to the arena); on error
+ * *out is NULL.  A connection lost outside a SQL transaction is reopened and
+ * the statement retried once, so a PostgreSQL restart costs no request.
+ * SQLSTATEs are mapped here once: class 08 and shutdown states become
+ * FIN_E_SERVICE_UNAVAILABLE; a unique violation (23505) comes back as
+ * FIN_E_INTERNAL_ERROR with Fin_db_unique_violation() true, so that each
+ * caller maps it to its own conflict code; the rest is FIN_E_INTERNAL_ERROR
+ * with the detail logged.
+ */
+enum fin_err	 Fin_db_exec(struct fin_ctx *, const struct fin_stmt *,
+		    const char *const *params, PGresult **out) FIN_WUR;
+/* Like Fin_db_exec, but hands the result to the arena (PQclear at reset). */
+enum fin_err	 Fin_db_query(struct fin_ctx *, struct fin_arena *,
+		    const struct fin_stmt *, const char *const *params,
+		    PGresult **out) FIN_WUR;
+/* SQLSTATE of the last failed statement ("" if none). */
+const char	*Fin_db_last_sqlstate(const struct fin_ctx *);
+bool		 Fin_db_unique_violation(const struct fin_ctx *);
+/* Runs plain SQL with no parameters (migrations only). */
+enum fin_err	 Fin_db_exec_script(struct fin_ctx *, const char *sql) FIN_WUR;
+enum fin_err	 Fin_db_connect(struct fin_ctx *) FIN_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Redis                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Sends one command and reads its reply.  *out must be freed with
+ * freeReplyObject (or handed to the arena).  FIN_E_SERVICE_UNAVAILABLE when
+ * Redis cannot be reached; the connection is then dropped and retried no
+ * sooner than FIN_REDIS_RETRY_MS later, so a dead Redis costs nothing.
+ */
+#define FIN_REDIS_RETRY_MS	250
+enum fin_err	 Fin_redis_command(struct fin_ctx *, redisReply **out,
+		    int argc, const char **argv, const size_t *argvlen) FIN_WUR;
+/*
+ * Pipelines n commands in one round trip.  replies[i] receives each reply
+ * (NULL where none came); free each with freeReplyObject.
+ */
+enum fin_err	 Fin_redis_pipeline(struct fin_ctx *, size_t n,
+		    const int *argc, const char **const *argv,
+		    const size_t *const *argvlen, redisReply **replies) FIN_WUR;
+bool		 Fin_redis_available(struct fin_ctx *);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+/* ------------------------------------------------------------------ */
+
+int64_t		 Fin_wall_ms(void);		/* CLOCK_REALTIME */
+
+#endif /* FIN_INTERNAL_H */

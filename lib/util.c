@@ -1,0 +1,133 @@
+/*
+ * Small pure helpers: identifiers, time formatting, bounded integer
+ * parsing.  Nothing here touches the network or allocates.
+ */
+#include "setup.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <uuid/uuid.h>
+
+#include "internal.h"
+
+#define REQUEST_ID_MAX	64
+
+bool
+fin_valid_request_id(const char *s)
+{
+	size_t	 i;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (i >= REQUEST_ID_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void
+fin_uuid_v4(char out[37])
+{
+	uuid_t	 u;
+
+	/* libuuid reads getrandom(): sets the version 4 and variant bits. */
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
+}
+
+bool
+fin_valid_uuid(const char *s)
+{
+	size_t	 i;
+
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		    (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+void
+fin_time_rfc3339(time_t t, char out[32])
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		memcpy(out, "1970-01-01T00:00:00Z", sizeof("1970-01-01T00:00:00Z"));
+}
+
+int64_t
+fin_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+Fin_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+fin_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	uint64_t	 v = 0, limit;
+	bool		 neg = false;
+	size_t		 i = 0;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	if (s[0] == '-') {
+		neg = true;
+		i = 1;
+	}
+	if (s[i] == '\0')
+		return false;
+	if (s[i] == '0' && s[i + 1] != '\0')
+		return false;
+	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; s[i] != '\0'; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		d = (unsigned)(s[i] - '0');
+		if (v > (limit - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (neg) {
+		int64_t r = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+
+		if (r < min || r > max)
+			return false;
+		*out = r;
+	} else {
+		if ((int64_t)v < min || (int64_t)v > max)
+			return false;
+		*out = (int64_t)v;
+	}
+	return true;
+}

@@ -1,0 +1,162 @@
+/*
+ * The FastCGI front end: request, response, route table and pipeline.
+ * src/ calls only fin_* functions; it knows HTTP, never SQL.
+ */
+#ifndef FIN_APP_H
+#define FIN_APP_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fcgiapp.h>
+
+#include "finance.h"
+
+#define BODY_MAX	(1024 * 1024)	/* API.md: larger bodies get 413 */
+#define ARENA_MAX	(16 * 1024 * 1024)
+#define MAX_PARAMS	4		/* {captures} in one route pattern */
+#define MAX_RESP_HEADERS 24
+#define MAX_QUERY_PARAMS 32
+
+enum method {
+	M_GET,
+	M_HEAD,
+	M_POST,
+	M_PUT,
+	M_PATCH,
+	M_DELETE,
+	M_OPTIONS,
+	M__MAX
+};
+
+/* Route flags: the policy of an endpoint, read by the pipeline. */
+#define R_PUBLIC	0x0001	/* no authentication */
+#define R_AUTH		0x0002	/* Bearer access token required */
+#define R_ADMIN		0x0004	/* role admin required (implies R_AUTH) */
+#define R_TOKENS	0x0008	/* response carries tokens: Cache-Control: no-store */
+#define R_JSON_BODY	0x0010	/* a JSON object body is required */
+#define R_ROOT		0x0020	/* pattern matches the whole path, not /api/v1/... */
+
+struct request;
+typedef enum fin_err handler_fn(struct request *);
+
+struct route {
+	enum method	 method;
+	const char	*pattern;
+	handler_fn	*handler;
+	unsigned	 flags;
+};
+
+struct header {
+	const char	*name;
+	const char	*value;
+};
+
+struct query_param {
+	const char	*name;
+	const char	*value;
+};
+
+struct request {
+	struct fin_arena *arena;
+	struct fin_ctx	*ctx;
+	const struct fin_config *cfg;
+	FCGX_Request	*fcgx;
+	int64_t		 started_ms;
+
+	/* From the CGI environment. */
+	enum method	 method;		/* M__MAX when unknown */
+	const char	*method_name;
+	const char	*uri_path;		/* PATH_INFO, whole */
+	const char	*path;			/* after /api/v1 */
+	const char	*query_string;
+	struct query_param query[MAX_QUERY_PARAMS];
+	size_t		 nquery;
+	const char	*ip;
+	const char	*user_agent;
+	const char	*content_type;
+	const char	*origin;
+	const char	*if_none_match;
+	const char	*authorization;
+	char		 request_id[65];
+	char		*body;
+	size_t		 body_len;
+	bool		 body_too_large;
+	bool		 body_short;		/* fewer bytes than CONTENT_LENGTH */
+	struct json_object *json;		/* parsed body, R_JSON_BODY routes */
+
+	/* Routing. */
+	const struct route *route;
+	const char	*params[MAX_PARAMS];
+	size_t		 nparams;
+
+	/* Who is calling (set by the auth step). */
+	const char	*user_id;
+	const char	*session_id;
+
+	/* The response, written by response_finish() or streamed. */
+	int		 status;
+	struct header	 headers[MAX_RESP_HEADERS];
+	size_t		 nheaders;
+	struct json_object *resp_body;		/* NULL: no body */
+	bool		 responded;		/* headers already on the wire */
+	bool		 has_response;
+};
+
+/* request.c */
+enum fin_err	 request_read(struct request *, FCGX_Request *);
+const char	*request_query(const struct request *, const char *name);
+const char	*request_param(const struct request *, size_t i);
+const char	*method_name(enum method);
+
+/* response.c */
+void		 resp_header(struct request *, const char *name, const char *value);
+void		 reply_json(struct request *, int status, struct json_object *body);
+void		 reply_empty(struct request *, int status);
+/*
+ * The one JSON error writer: status, code and sentence from errors.def,
+ * the request id, "fields" when given, and the headers the code calls for.
+ * message, when not NULL, replaces the sentence (ACCOUNT_LOCKED's minutes).
+ */
+void		 http_error(struct request *, enum fin_err, struct json_object *fields,
+		    const char *message);
+/* Writes headers and body of the stored response to the client. */
+void		 response_finish(struct request *);
+/* Streaming responses: headers now, then chunks. */
+bool		 resp_stream_begin(struct request *, int status, const char *content_type);
+bool		 resp_stream_write(struct request *, const char *buf, size_t len);
+
+/* router.c */
+enum route_match {
+	ROUTE_FOUND,
+	ROUTE_NO_PATH,		/* 404 */
+	ROUTE_NO_METHOD		/* 405, allow[] filled */
+};
+enum route_match router_match(const struct route *table, size_t n, enum method,
+		    const char *path, bool root, const struct route **out,
+		    const char **params, size_t *nparams, struct fin_arena *,
+		    bool allow[M__MAX]);
+size_t		 router_allow_header(const bool allow[M__MAX], char *out, size_t outsz);
+
+/* routes.c */
+extern const struct route routes[];
+extern const size_t nroutes;
+
+/* pipeline.c */
+void		 pipeline_run(struct request *);
+
+/* worker.c */
+int		 worker_main(int listen_fd);
+
+/* Handlers (h_*.c) */
+handler_fn	 h_health;
+handler_fn	 h_ready;
+
+#endif /* FIN_APP_H */

@@ -1,0 +1,282 @@
+/*
+ * The CGI environment in: method, path, query, headers, client address and
+ * a body capped at BODY_MAX.  Everything here is untrusted; values are
+ * copied into the request arena and checked before any handler sees them.
+ */
+#include "app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const method_names[M__MAX] = {
+	"GET",			/* M_GET */
+	"HEAD",			/* M_HEAD */
+	"POST",			/* M_POST */
+	"PUT",			/* M_PUT */
+	"PATCH",		/* M_PATCH */
+	"DELETE",		/* M_DELETE */
+	"OPTIONS",		/* M_OPTIONS */
+};
+
+const char *
+method_name(enum method m)
+{
+	return m < M__MAX ? method_names[m] : "?";
+}
+
+static enum method
+parse_method(const char *s)
+{
+	int	 m;
+
+	for (m = 0; m < M__MAX; m++)
+		if (strcmp(s, method_names[m]) == 0)
+			return (enum method)m;
+	return M__MAX;
+}
+
+static const char *
+param(FCGX_Request *f, const char *name)
+{
+	const char	*v;
+
+	v = FCGX_GetParam(name, f->envp);
+	return v != NULL ? v : "";
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes application/x-www-form-urlencoded; false on a bad %XX or a NUL. */
+static bool
+form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
+{
+	char	*d;
+	size_t	 i, j = 0;
+
+	d = fin_arena_alloc(a, n + 1);
+	if (d == NULL)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '+')
+			d[j++] = ' ';
+		else if (s[i] == '%') {
+			int hi, lo;
+
+			if (i + 2 >= n)
+				return false;
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return false;
+			d[j++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else
+			d[j++] = s[i];
+	}
+	d[j] = '\0';
+	*out = d;
+	return true;
+}
+
+/* false when the query string is malformed or has too many parameters. */
+static bool
+parse_query(struct request *req)
+{
+	const char	*p = req->query_string, *amp, *eq;
+
+	while (*p != '\0') {
+		size_t	 len;
+
+		amp = strchr(p, '&');
+		len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+		if (len > 0) {
+			struct query_param *q;
+
+			if (req->nquery == MAX_QUERY_PARAMS)
+				return false;
+			q = &req->query[req->nquery];
+			eq = memchr(p, '=', len);
+			if (eq == NULL) {
+				if (!form_decode(req->arena, p, len, &q->name))
+					return false;
+				q->value = "";
+			} else if (!form_decode(req->arena, p, (size_t)(eq - p), &q->name) ||
+			    !form_decode(req->arena, eq + 1, len - (size_t)(eq - p) - 1,
+			    &q->value))
+				return false;
+			req->nquery++;
+		}
+		if (amp == NULL)
+			break;
+		p = amp + 1;
+	}
+	return true;
+}
+
+/* The first value of a query parameter, or NULL. */
+const char *
+request_query(const struct request *req, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < req->nquery; i++)
+		if (strcmp(req->query[i].name, name) == 0)
+			return req->query[i].value;
+	return NULL;
+}
+
+const char *
+request_param(const struct request *req, size_t i)
+{
+	return i < req->nparams ? req->params[i] : NULL;
+}
+
+/* True when addr is one of the comma-separated entries of list. */
+static bool
+in_list(const char *list, const char *addr, size_t addrlen)
+{
+	const char	*p = list, *c;
+
+	while (*p != '\0') {
+		size_t	 n;
+
+		while (*p == ' ')
+			p++;
+		c = strchr(p, ',');
+		n = c != NULL ? (size_t)(c - p) : strlen(p);
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n == addrlen && n > 0 && memcmp(p, addr, n) == 0)
+			return true;
+		if (c == NULL)
+			break;
+		p = c + 1;
+	}
+	return false;
+}
+
+/*
+ * REMOTE_ADDR, unless it is a trusted proxy: then the right-most
+ * X-Forwarded-For entry that is not itself a trusted proxy, because every
+ * entry left of a trusted hop may be forged by the client.
+ */
+static const char *
+client_ip(struct request *req, FCGX_Request *f)
+{
+	const char	*remote = param(f, "REMOTE_ADDR");
+	const char	*xff = param(f, "HTTP_X_FORWARDED_FOR");
+	const char	*trusted = req->cfg->trusted_proxies;
+	const char	*end;
+
+	if (trusted[0] == '\0' || xff[0] == '\0' ||
+	    !in_list(trusted, remote, strlen(remote)))
+		return remote;
+	end = xff + strlen(xff);
+	while (end > xff) {
+		const char	*start = end;
+		size_t		 n;
+
+		while (start > xff && start[-1] != ',')
+			start--;
+		while (*start == ' ' && start < end)
+			start++;
+		n = (size_t)(end - start);
+		while (n > 0 && start[n - 1] == ' ')
+			n--;
+		if (n > 0 && n < 64 && !in_list(trusted, start, n))
+			return fin_arena_strndup(req->arena, start, n);
+		end = start > xff ? start - 1 : xff;
+		while (end > xff && end[-1] == ' ')
+			end--;
+		if (start == xff)
+			break;
+	}
+	return remote;
+}
+
+static void
+read_body(struct request *req, FCGX_Request *f)
+{
+	const char	*cl = param(f, "CONTENT_LENGTH");
+	int64_t		 want;
+	int		 n;
+
+	if (cl[0] == '\0')
+		return;
+	if (!fin_parse_int64(cl, 0, INT64_MAX, &want)) {
+		req->body_short = true;
+		return;
+	}
+	if (want > BODY_MAX) {
+		req->body_too_large = true;
+		return;
+	}
+	if (want == 0)
+		return;
+	req->body = fin_arena_alloc(req->arena, (size_t)want + 1);
+	if (req->body == NULL) {
+		req->body_too_large = true;
+		return;
+	}
+	while (req->body_len < (size_t)want) {
+		n = FCGX_GetStr(req->body + req->body_len,
+		    (int)((size_t)want - req->body_len), f->in);
+		if (n <= 0)
+			break;
+		req->body_len += (size_t)n;
+	}
+	req->body[req->body_len] = '\0';
+	if (req->body_len != (size_t)want)
+		req->body_short = true;
+}
+
+enum fin_err
+request_read(struct request *req, FCGX_Request *f)
+{
+	const char	*rid;
+
+	req->fcgx = f;
+	req->method_name = fin_arena_strdup(req->arena, param(f, "REQUEST_METHOD"));
+	req->method = parse_method(req->method_name);
+	req->uri_path = param(f, "PATH_INFO");
+	if (req->uri_path[0] == '\0')
+		req->uri_path = param(f, "DOCUMENT_URI");
+	req->uri_path = fin_arena_strdup(req->arena, req->uri_path);
+	req->path = req->uri_path;
+	req->query_string = fin_arena_strdup(req->arena, param(f, "QUERY_STRING"));
+	req->user_agent = fin_arena_strdup(req->arena, param(f, "HTTP_USER_AGENT"));
+	req->content_type = fin_arena_strdup(req->arena, param(f, "CONTENT_TYPE"));
+	req->origin = fin_arena_strdup(req->arena, param(f, "HTTP_ORIGIN"));
+	req->if_none_match = fin_arena_strdup(req->arena, param(f, "HTTP_IF_NONE_MATCH"));
+	req->authorization = fin_arena_strdup(req->arena, param(f, "HTTP_AUTHORIZATION"));
+	req->ip = client_ip(req, f);
+	req->ip = fin_arena_strdup(req->arena, req->ip != NULL ? req->ip : "");
+
+	/* The caller's id when it is safe to echo and log, else a fresh one. */
+	rid = param(f, "HTTP_X_REQUEST_ID");
+	if (fin_valid_request_id(rid))
+		snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+	else
+		fin_uuid_v4(req->request_id);
+
+	if (req->method_name == NULL || req->uri_path == NULL ||
+	    req->query_string == NULL || req->user_agent == NULL ||
+	    req->content_type == NULL || req->origin == NULL ||
+	    req->if_none_match == NULL || req->authorization == NULL ||
+	    req->ip == NULL)
+		return FIN_E_INTERNAL_ERROR;
+	read_body(req, f);
+	if (!parse_query(req))
+		return FIN_E_VALIDATION_ERROR;
+	return FIN_OK;
+}

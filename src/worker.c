@@ -1,0 +1,135 @@
+/*
+ * One worker: opens its connections, then loops accepting FastCGI requests
+ * on the listening socket it shares with its siblings.  The socket is
+ * non-blocking and the worker waits in poll(), so that SIGTERM is seen
+ * within a second while idle and never interrupts a request in flight:
+ * the request that has started always gets its answer.
+ */
+#include "app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POLL_MS		1000
+
+/* The only globals: this worker's connections and config (see STYLE.md). */
+static volatile sig_atomic_t stopping;
+static const struct fin_config *worker_cfg;
+static struct fin_ctx *worker_ctx;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+handle(FCGX_Request *f, struct fin_arena *arena)
+{
+	struct request	 req;
+	enum fin_err	 e;
+
+	memset(&req, 0, sizeof(req));
+	req.arena = arena;
+	req.ctx = worker_ctx;
+	req.cfg = worker_cfg;
+	req.started_ms = fin_now_ms();
+	e = request_read(&req, f);
+	if (e != FIN_OK) {
+		if (req.uri_path == NULL)
+			req.uri_path = req.path = "";
+		if (req.if_none_match == NULL)
+			req.if_none_match = "";
+		if (req.ip == NULL)
+			req.ip = "";
+		if (req.origin == NULL)
+			req.origin = "";
+		http_error(&req, e, NULL, e == FIN_E_VALIDATION_ERROR ?
+		    "The query string is malformed." : NULL);
+		response_finish(&req);
+		return;
+	}
+	pipeline_run(&req);
+}
+
+int
+worker_main(int listen_fd)
+{
+	struct fin_config *cfg;
+	struct fin_arena *arena;
+	struct sigaction sa;
+	FCGX_Request	 f;
+	char		 why[256];
+	int		 flags, rc;
+
+	cfg = fin_config_load(true, why, sizeof(why));
+	if (cfg == NULL) {
+		fin_log(FIN_LOG_ERROR, "config_invalid", "could not load config: %s", why);
+		return 1;
+	}
+	fin_log_init(cfg->log_level, "worker");
+	worker_cfg = cfg;
+	worker_ctx = fin_ctx_new(cfg);
+	arena = fin_arena_new(ARENA_MAX);
+	if (worker_ctx == NULL || arena == NULL) {
+		fin_log(FIN_LOG_ERROR, "worker_start", "could not start worker: out of memory");
+		return 1;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;	/* no SA_RESTART: poll() wakes up */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	flags = fcntl(listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		fin_log(FIN_LOG_ERROR, "worker_start",
+		    "could not make the listening socket non-blocking: %s",
+		    strerror(errno));
+		return 1;
+	}
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&f, listen_fd, 0) != 0) {
+		fin_log(FIN_LOG_ERROR, "worker_start", "could not initialise libfcgi");
+		return 1;
+	}
+	/* Open connections now so the first request does not pay for them. */
+	if (fin_db_ping(worker_ctx) != FIN_OK)
+		fin_log(FIN_LOG_WARN, "worker_start", "postgresql not ready yet");
+	if (fin_redis_ping(worker_ctx) != FIN_OK)
+		fin_log(FIN_LOG_WARN, "worker_start", "redis not ready yet");
+	fin_log(FIN_LOG_INFO, "worker_ready", "worker accepting requests");
+
+	while (!stopping) {
+		struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+
+		rc = poll(&pfd, 1, POLL_MS);
+		if (stopping)
+			break;
+		if (rc <= 0)
+			continue;
+		/* A sibling may win the race: EAGAIN then, and we poll again. */
+		rc = FCGX_Accept_r(&f);
+		if (rc < 0)
+			continue;
+		handle(&f, arena);
+		FCGX_Finish_r(&f);
+		fin_arena_reset(arena);
+	}
+	FCGX_Free(&f, 1);
+	fin_log(FIN_LOG_INFO, "worker_exit", "worker stopped");
+	fin_arena_free(arena);
+	fin_ctx_free(worker_ctx);
+	fin_config_free(cfg);
+	return 0;
+}
