@@ -27,7 +27,12 @@ struct fin_stmt {
 	int		 nparams;
 };
 
-#define FIN_DB_MAX_STMTS	128	/* distinct statements one connection prepares */
+#define FIN_DB_MAX_STMTS	128
+
+/* A timestamptz column as RFC 3339 UTC with Z, the API's only time format. */
+#define SQL_TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
+			"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	/* distinct statements one connection prepares */
 
 struct fin_ctx {
 	const struct fin_config *cfg;
@@ -38,6 +43,12 @@ struct fin_ctx {
 	char		 last_sqlstate[6];
 	redisContext	*redis;
 	int64_t		 redis_retry_at_ms;	/* no reconnect before this (monotonic ms) */
+	/*
+	 * run_id of the Redis process we talk to.  Mirror keys carry it, so a
+	 * Redis restarted from an old snapshot starts with an empty mirror and
+	 * can never bring a revoked session back to life.
+	 */
+	char		 redis_run_id[48];
 };
 
 /*
@@ -91,5 +102,52 @@ bool		 Fin_redis_available(struct fin_ctx *);
 /* ------------------------------------------------------------------ */
 
 int64_t		 Fin_wall_ms(void);		/* CLOCK_REALTIME */
+
+/* ------------------------------------------------------------------ */
+/* Audit and cursors                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Appends one audit event.  Call it inside the SQL transaction of the
+ * change it records, so that both happen or neither.  user_id may be NULL
+ * (a failed login for an unknown email); details is not consumed.
+ */
+enum fin_err	 Fin_audit(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const char *action,
+		    struct json_object *details) FIN_WUR;
+
+/*
+ * Opaque pagination cursors: base64url(payload) "." base64url(MAC), so a
+ * client can hand them back but not forge or edit them.  payload is short
+ * text (at most FIN_CURSOR_PAYLOAD_MAX bytes).
+ */
+#define FIN_CURSOR_PAYLOAD_MAX	256
+#define FIN_CURSOR_MAX		512
+bool		 Fin_cursor_encode(const struct fin_config *, const char *payload,
+		    char out[FIN_CURSOR_MAX]);
+bool		 Fin_cursor_decode(const struct fin_config *, const char *cursor,
+		    char payload[FIN_CURSOR_PAYLOAD_MAX + 1]);
+
+/* ------------------------------------------------------------------ */
+/* Sessions (lib/sessions.c), used by lib/auth.c                       */
+/* ------------------------------------------------------------------ */
+
+/* Inserts a session and its first refresh token; inside a transaction. */
+enum fin_err	 Fin_session_start(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, char session_id[37],
+		    struct fin_tokens *out) FIN_WUR;
+/* Issues a new refresh token for a session; inside a transaction. */
+enum fin_err	 Fin_refresh_issue(struct fin_ctx *, const char *session_id,
+		    char token[FIN_REFRESH_TOKEN_MAX]) FIN_WUR;
+enum fin_err	 Fin_access_token(struct fin_ctx *, const char *user_id,
+		    const char *session_id, struct fin_tokens *out) FIN_WUR;
+/* Keyed hash of a refresh token as PostgreSQL bytea hex text (\x...). */
+bool		 Fin_refresh_hash(const struct fin_config *, const char *token,
+		    char out[80]);
+/* Drops the Redis mirror entries of sessions revoked in PostgreSQL. */
+void		 Fin_session_unmirror(struct fin_ctx *, const char *session_id);
+/* Revokes every live session of a user except keep (may be NULL). */
+enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const char *keep, const char *reason) FIN_WUR;
 
 #endif /* FIN_INTERNAL_H */

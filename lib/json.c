@@ -6,6 +6,7 @@
  */
 #include "setup.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,6 +39,7 @@ count_text_keys(const char *s, size_t len)
 	return n;
 }
 
+/* Keys in the tree; a non-finite number counts as a huge mismatch. */
 static size_t
 count_tree_keys(struct json_object *o)
 {
@@ -50,6 +52,9 @@ count_tree_keys(struct json_object *o)
 			n += 1 + count_tree_keys(v);
 		}
 		return n;
+	case json_type_double:
+		/* json-c reads NaN and Infinity, which are not JSON. */
+		return isfinite(json_object_get_double(o)) ? 0 : SIZE_MAX / 2;
 	case json_type_array:
 		len = json_object_array_length(o);
 		for (i = 0; i < len; i++)
@@ -77,6 +82,12 @@ fin_json_parse_object(struct fin_arena *a, const char *body, size_t len,
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, body, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	/* A bare number may go on: a NUL tells json-c the input has ended. */
+	if (o == NULL && json_tokener_get_error(tok) == json_tokener_continue) {
+		o = json_tokener_parse_ex(tok, "", 1);
+		end = len;
+	}
 	if (o == NULL && json_tokener_get_error(tok) == json_tokener_success) {
 		/* The body was the literal null: valid JSON, not an object. */
 		json_tokener_free(tok);
@@ -87,7 +98,6 @@ fin_json_parse_object(struct fin_arena *a, const char *body, size_t len,
 		json_tokener_free(tok);
 		return FIN_E_INVALID_JSON;
 	}
-	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	for (; end < len; end++)
 		if (body[end] != ' ' && body[end] != '\t' &&

@@ -102,6 +102,23 @@ reply_ok(redisReply *r)
 	return r != NULL && r->type != REDIS_REPLY_ERROR;
 }
 
+static bool
+parse_run_id(const char *info, char *out, size_t outsz)
+{
+	const char	*p = strstr(info, "run_id:");
+	size_t		 n = 0;
+
+	if (p == NULL)
+		return false;
+	p += 7;
+	while (p[n] != '\0' && p[n] != '\r' && p[n] != '\n' && n + 1 < outsz) {
+		out[n] = p[n];
+		n++;
+	}
+	out[n] = '\0';
+	return n > 0;
+}
+
 static enum fin_err
 connect_redis(struct fin_ctx *ctx)
 {
@@ -144,6 +161,17 @@ connect_redis(struct fin_ctx *ctx)
 		}
 		freeReplyObject(r);
 	}
+	/* Mirror keys are scoped to this Redis process (see internal.h). */
+	r = redisCommand(ctx->redis, "INFO server");
+	if (!reply_ok(r) || r->type != REDIS_REPLY_STRING ||
+	    !parse_run_id(r->str, ctx->redis_run_id, sizeof(ctx->redis_run_id))) {
+		fin_log(FIN_LOG_ERROR, "redis_connect_failed",
+		    "could not read run_id from redis at %s", u.host);
+		freeReplyObject(r);
+		drop(ctx);
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
+	freeReplyObject(r);
 	if (u.db != 0) {
 		snprintf(db, sizeof(db), "%lld", (long long)u.db);
 		r = redisCommand(ctx->redis, "SELECT %s", db);

@@ -41,8 +41,8 @@ enum method {
 #define R_AUTH		0x0002	/* Bearer access token required */
 #define R_ADMIN		0x0004	/* role admin required (implies R_AUTH) */
 #define R_TOKENS	0x0008	/* response carries tokens: Cache-Control: no-store */
-#define R_JSON_BODY	0x0010	/* a JSON object body is required */
 #define R_ROOT		0x0020	/* pattern matches the whole path, not /api/v1/... */
+#define R_TEST_ONLY	0x0040	/* exists only when FINANCE_ENV=test (404 otherwise) */
 
 struct request;
 typedef enum fin_err handler_fn(struct request *);
@@ -52,7 +52,10 @@ struct route {
 	const char	*pattern;
 	handler_fn	*handler;
 	unsigned	 flags;
+	const struct fin_field *body;	/* JSON body spec; NULL: no body */
 };
+
+#define MAX_BODY_FIELDS	16
 
 struct header {
 	const char	*name;
@@ -90,7 +93,8 @@ struct request {
 	size_t		 body_len;
 	bool		 body_too_large;
 	bool		 body_short;		/* fewer bytes than CONTENT_LENGTH */
-	struct json_object *json;		/* parsed body, R_JSON_BODY routes */
+	struct json_object *json;		/* parsed body (routes with a spec) */
+	struct fin_value values[MAX_BODY_FIELDS]; /* validated, in spec order */
 
 	/* Routing. */
 	const struct route *route;
@@ -98,8 +102,9 @@ struct request {
 	size_t		 nparams;
 
 	/* Who is calling (set by the auth step). */
-	const char	*user_id;
-	const char	*session_id;
+	const char	*user_id;		/* NULL: anonymous */
+	struct fin_principal principal;
+	struct fin_client client;
 
 	/* The response, written by response_finish() or streamed. */
 	int		 status;
@@ -115,6 +120,11 @@ enum fin_err	 request_read(struct request *, FCGX_Request *);
 const char	*request_query(const struct request *, const char *name);
 const char	*request_param(const struct request *, size_t i);
 const char	*method_name(enum method);
+
+/* The validated body field called name; NULL when absent or not in the spec. */
+const struct fin_value *request_field(const struct request *, const char *name);
+/* Parses ?limit= within 1..200 (default 50); false means 400 already stored. */
+bool		 request_limit(struct request *, int64_t *limit);
 
 /* response.c */
 void		 resp_header(struct request *, const char *name, const char *value);
@@ -158,5 +168,24 @@ int		 worker_main(int listen_fd);
 /* Handlers (h_*.c) */
 handler_fn	 h_health;
 handler_fn	 h_ready;
+handler_fn	 h_debug_sleep;
+handler_fn	 h_auth_signup;
+handler_fn	 h_auth_login;
+handler_fn	 h_auth_refresh;
+handler_fn	 h_auth_logout;
+handler_fn	 h_auth_me;
+handler_fn	 h_auth_password;
+handler_fn	 h_auth_delete_me;
+handler_fn	 h_sessions_list;
+handler_fn	 h_session_revoke;
+handler_fn	 h_sessions_revoke_others;
+handler_fn	 h_audit_list;
+
+/* Body specs (routes.c) */
+extern const struct fin_field signup_spec[];
+extern const struct fin_field login_spec[];
+extern const struct fin_field refresh_spec[];
+extern const struct fin_field password_spec[];
+extern const struct fin_field delete_me_spec[];
 
 #endif /* FIN_APP_H */

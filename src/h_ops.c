@@ -3,6 +3,8 @@
  */
 #include "app.h"
 
+#include <time.h>
+
 /* Liveness: answers without touching any dependency. */
 enum fin_err
 h_health(struct request *req)
@@ -51,4 +53,30 @@ h_ready(struct request *req)
 		json_object_put(checks);
 	http_error(req, FIN_E_SERVICE_UNAVAILABLE, extra, msg);
 	return FIN_E_SERVICE_UNAVAILABLE;
+}
+
+/*
+ * A request that takes ?ms= milliseconds (at most 10 s): lets the
+ * end-to-end tests hold a request in flight across SIGTERM and SIGHUP.
+ * Routed only when FINANCE_ENV=test.
+ */
+enum fin_err
+h_debug_sleep(struct request *req)
+{
+	struct json_object *o;
+	struct timespec	 ts;
+	const char	*v = request_query(req, "ms");
+	int64_t		 ms = 1000;
+
+	if (v != NULL && !fin_parse_int64(v, 0, 10000, &ms))
+		return FIN_E_VALIDATION_ERROR;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	/* Finish the sleep even when SIGTERM interrupts it. */
+	while (nanosleep(&ts, &ts) != 0)
+		;
+	o = json_object_new_object();
+	json_object_object_add(o, "slept_ms", json_object_new_int64(ms));
+	reply_json(req, 200, o);
+	return FIN_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * The ordered steps every request goes through before its handler, in one
  * place (as Redis's processCommand): API version, body size, route (404 /
- * 405 with Allow), CORS, authentication, body parsing, handler, then the
+ * 405 with Allow), CORS, authentication, body validation, handler, then the
  * response and one access-log line.  A step that fails stores the error
  * response and the rest are skipped.
  */
@@ -100,8 +100,14 @@ step_route(struct request *req, bool root)
 	    &req->route, req->params, &req->nparams, req->arena, allow);
 	if (m == ROUTE_NO_PATH)
 		return FIN_E_NOT_FOUND;
-	if (m == ROUTE_FOUND)
+	if (m == ROUTE_FOUND) {
+		if ((req->route->flags & R_TEST_ONLY) &&
+		    req->cfg->env != FIN_ENV_TEST) {
+			req->route = NULL;
+			return FIN_E_NOT_FOUND;
+		}
 		return FIN_OK;
+	}
 	router_allow_header(allow, allow_hdr, sizeof(allow_hdr));
 	resp_header(req, "Allow", fin_arena_strdup(req->arena, allow_hdr));
 	if (req->method == M_OPTIONS) {
@@ -119,20 +125,65 @@ step_route(struct request *req, bool root)
 	return FIN_E_METHOD_NOT_ALLOWED;
 }
 
+/*
+ * Bearer authentication for R_AUTH and R_ADMIN routes: a valid, unexpired
+ * access token whose session is alive.  Every failure is the same 401.
+ */
+static enum fin_err
+step_auth(struct request *req)
+{
+	const char	*h = req->authorization;
+	struct fin_user	 u;
+	enum fin_err	 e;
+
+	if ((req->route->flags & (R_AUTH | R_ADMIN)) == 0)
+		return FIN_OK;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return FIN_E_UNAUTHORIZED;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	e = fin_auth_authenticate(req->ctx, h, &req->principal);
+	if (e != FIN_OK)
+		return e;
+	req->user_id = req->principal.user_id;
+	if ((req->route->flags & R_ADMIN) == 0)
+		return FIN_OK;
+	/* Roles are read from PostgreSQL: a demotion takes effect at once. */
+	if ((e = fin_auth_me(req->ctx, &req->principal, &u)) != FIN_OK)
+		return e;
+	return strcmp(u.role, "admin") == 0 ? FIN_OK : FIN_E_FORBIDDEN;
+}
+
 static enum fin_err
 step_parse_body(struct request *req)
 {
 	const char	*ct = req->content_type;
+	struct json_object *fields;
+	enum fin_err	 e;
 
-	if ((req->route->flags & R_JSON_BODY) == 0)
+	if (req->route->body == NULL)
 		return FIN_OK;
 	/* application/json, optionally with parameters (charset=utf-8). */
-	if (strncasecmp(ct, "application/json", 16) != 0 ||
-	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
-		return req->body_len == 0 ? FIN_E_INVALID_JSON :
-		    FIN_E_UNSUPPORTED_MEDIA_TYPE;
-	return fin_json_parse_object(req->arena, req->body, req->body_len,
+	if (req->body_len > 0 && (strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')))
+		return FIN_E_UNSUPPORTED_MEDIA_TYPE;
+	e = fin_json_parse_object(req->arena, req->body, req->body_len,
 	    &req->json);
+	if (e != FIN_OK)
+		return e;
+	e = fin_validate(req->arena, req->route->body, req->json, req->values,
+	    &fields);
+	if (e == FIN_E_VALIDATION_ERROR) {
+		struct json_object *extra;
+
+		extra = fin_arena_json(req->arena, json_object_new_object());
+		if (extra == NULL)
+			return FIN_E_INTERNAL_ERROR;
+		json_object_object_add(extra, "fields", json_object_get(fields));
+		http_error(req, e, extra, NULL);
+	}
+	return e;
 }
 
 static void
@@ -172,6 +223,8 @@ pipeline_run(struct request *req)
 	step_cors(req);
 	if (e == FIN_OK)
 		e = step_route(req, root);
+	if (e == FIN_OK && !req->has_response)
+		e = step_auth(req);
 	if (e == FIN_OK && !req->has_response)
 		e = step_parse_body(req);
 	if (e == FIN_OK && !req->has_response)

@@ -275,8 +275,43 @@ request_read(struct request *req, FCGX_Request *f)
 	    req->if_none_match == NULL || req->authorization == NULL ||
 	    req->ip == NULL)
 		return FIN_E_INTERNAL_ERROR;
+	req->client.ip = req->ip;
+	req->client.user_agent = req->user_agent;
+	req->client.request_id = req->request_id;
 	read_body(req, f);
 	if (!parse_query(req))
 		return FIN_E_VALIDATION_ERROR;
 	return FIN_OK;
+}
+
+const struct fin_value *
+request_field(const struct request *req, const char *name)
+{
+	const struct fin_field *f;
+	size_t		 i;
+
+	if (req->route == NULL || req->route->body == NULL)
+		return NULL;
+	for (f = req->route->body, i = 0; f->name != NULL; f++, i++)
+		if (strcmp(f->name, name) == 0)
+			return req->values[i].present ? &req->values[i] : NULL;
+	return NULL;
+}
+
+bool
+request_limit(struct request *req, int64_t *limit)
+{
+	const char	*v = request_query(req, "limit");
+	struct json_object *extra, *fields;
+
+	*limit = 50;
+	if (v == NULL || fin_parse_int64(v, 1, 200, limit))
+		return true;
+	extra = fin_arena_json(req->arena, json_object_new_object());
+	fields = json_object_new_object();
+	json_object_object_add(fields, "limit",
+	    json_object_new_string("must be an integer from 1 to 200"));
+	json_object_object_add(extra, "fields", fields);
+	http_error(req, FIN_E_VALIDATION_ERROR, extra, NULL);
+	return false;
 }

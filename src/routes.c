@@ -6,10 +6,57 @@
  */
 #include "app.h"
 
+/*
+ * Body specs: every field a route accepts, with its type and bounds.  The
+ * pipeline refuses anything else before the handler runs.
+ */
+#define PW_MAX	1024	/* bytes on the way in; the policy (8-128) is lib's */
+
+const struct fin_field signup_spec[] = {
+	/* name              type            required  min  max */
+	{ "email",           FIN_F_EMAIL,    true,     3,   FIN_EMAIL_MAX, false },
+	{ "name",            FIN_F_TEXT,     true,     1,   FIN_NAME_MAX,  false },
+	{ "password",        FIN_F_STRING,   true,     1,   PW_MAX,        false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+const struct fin_field login_spec[] = {
+	{ "email",           FIN_F_EMAIL,    true,     3,   FIN_EMAIL_MAX, false },
+	{ "password",        FIN_F_STRING,   true,     1,   PW_MAX,        false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+const struct fin_field refresh_spec[] = {
+	{ "refresh_token",   FIN_F_STRING,   true,     1,   256,           false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+const struct fin_field password_spec[] = {
+	{ "current_password", FIN_F_STRING,  true,     1,   PW_MAX,        false },
+	{ "new_password",    FIN_F_STRING,   true,     1,   PW_MAX,        false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+const struct fin_field delete_me_spec[] = {
+	{ "password",        FIN_F_STRING,   true,     1,   PW_MAX,        false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+
 const struct route routes[] = {
-	/* method     pattern                         handler               flags */
-	{ M_GET,      "/health",                      h_health,             R_PUBLIC },
-	{ M_GET,      "/ready",                       h_ready,              R_PUBLIC },
+	/* method     pattern                         handler                   flags                    body */
+	{ M_GET,      "/health",                      h_health,                 R_PUBLIC,                NULL },
+	{ M_GET,      "/ready",                       h_ready,                  R_PUBLIC,                NULL },
+	{ M_GET,      "/debug/sleep",                 h_debug_sleep,            R_PUBLIC | R_TEST_ONLY,  NULL },
+
+	{ M_POST,     "/auth/signup",                 h_auth_signup,            R_PUBLIC,                signup_spec },
+	{ M_POST,     "/auth/login",                  h_auth_login,             R_PUBLIC | R_TOKENS,     login_spec },
+	{ M_POST,     "/auth/refresh",                h_auth_refresh,           R_PUBLIC | R_TOKENS,     refresh_spec },
+	{ M_POST,     "/auth/logout",                 h_auth_logout,            R_AUTH,                  NULL },
+	{ M_GET,      "/auth/me",                     h_auth_me,                R_AUTH,                  NULL },
+	{ M_DELETE,   "/auth/me",                     h_auth_delete_me,         R_AUTH,                  delete_me_spec },
+	{ M_POST,     "/auth/password",               h_auth_password,          R_AUTH,                  password_spec },
+
+	{ M_GET,      "/sessions",                    h_sessions_list,          R_AUTH,                  NULL },
+	{ M_DELETE,   "/sessions",                    h_sessions_revoke_others, R_AUTH,                  NULL },
+	{ M_DELETE,   "/sessions/{id}",               h_session_revoke,         R_AUTH,                  NULL },
+
+	{ M_GET,      "/audit",                       h_audit_list,             R_AUTH,                  NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

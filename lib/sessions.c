@@ -1,0 +1,403 @@
+/*
+ * Sessions: one per login and device, durable in PostgreSQL, mirrored in
+ * Redis so that "is this session alive?" costs one Redis round trip per
+ * request.  The mirror only ever says "alive, checked recently": a key is
+ * written after PostgreSQL said so, expires after MIRROR_TTL, is deleted
+ * on revocation, and carries Redis's run_id so that a Redis restarted from
+ * an old snapshot starts empty.  With Redis down, PostgreSQL answers.
+ */
+#include "setup.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+#define MIRROR_TTL	"60"	/* seconds a mirrored "alive" may be trusted */
+#define TOUCH_EVERY	"60"	/* last_used_at is written at most this often */
+#define REFRESH_BYTES	32	/* 256 bits, API.md */
+#define KEY_MAX		128
+
+static const struct fin_stmt stmt_insert = {
+	"session_insert",
+	"INSERT INTO sessions (user_id, ip, user_agent) VALUES ($1, $2, $3)"
+	" RETURNING id", 3 };
+static const struct fin_stmt stmt_refresh_insert = {
+	"refresh_insert",
+	"INSERT INTO refresh_tokens (token_hash, session_id, expires_at)"
+	" VALUES ($1::bytea, $2, now() + $3::bigint * interval '1 second')", 3 };
+static const struct fin_stmt stmt_alive = {
+	"session_alive",
+	"SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id"
+	" WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL"
+	"   AND u.deleted_at IS NULL", 2 };
+static const struct fin_stmt stmt_touch = {
+	"session_touch",
+	"UPDATE sessions SET last_used_at = now()"
+	" WHERE id = $1 AND revoked_at IS NULL", 1 };
+static const struct fin_stmt stmt_revoke = {
+	"session_revoke",
+	"UPDATE sessions SET revoked_at = now(), revoked_reason = $3"
+	" WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id", 3 };
+static const struct fin_stmt stmt_revoke_all = {
+	"session_revoke_all",
+	"UPDATE sessions SET revoked_at = now(), revoked_reason = $3"
+	" WHERE user_id = $1 AND revoked_at IS NULL"
+	"   AND id IS DISTINCT FROM $2::uuid RETURNING id", 3 };
+static const struct fin_stmt stmt_list = {
+	"session_list",
+	"SELECT s.id, s.ip, s.user_agent, " SQL_TS("s.created_at") ", "
+	SQL_TS("s.last_used_at")
+	" FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL"
+	"   AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id"
+	"     AND r.rotated_at IS NULL AND r.expires_at > now())"
+	" ORDER BY s.created_at DESC, s.id", 1 };
+
+/* ------------------------------------------------------------------ */
+/* Tokens                                                              */
+/* ------------------------------------------------------------------ */
+
+bool
+Fin_refresh_hash(const struct fin_config *cfg, const char *token, char out[80])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 len = 0, i;
+
+	/* Keyed, so a stolen table alone cannot confirm a guessed token. */
+	if (HMAC(EVP_sha256(), cfg->refresh_token_secret,
+	    (int)strlen(cfg->refresh_token_secret), (const unsigned char *)token,
+	    strlen(token), md, &len) == NULL || len != 32)
+		return false;
+	memcpy(out, "\\x", 2);
+	for (i = 0; i < len; i++)
+		snprintf(out + 2 + i * 2, 3, "%02x", md[i]);
+	return true;
+}
+
+enum fin_err
+Fin_refresh_issue(struct fin_ctx *ctx, const char *session_id,
+    char token[FIN_REFRESH_TOKEN_MAX])
+{
+	unsigned char	 raw[REFRESH_BYTES];
+	char		 hash[80], ttl[24];
+	const char	*p[3];
+	PGresult	*res;
+	enum fin_err	 e;
+
+	randombytes_buf(raw, sizeof(raw));
+	if (fin_base64url_encode(raw, sizeof(raw), token,
+	    FIN_REFRESH_TOKEN_MAX) == 0) {
+		sodium_memzero(raw, sizeof(raw));
+		return FIN_E_INTERNAL_ERROR;
+	}
+	sodium_memzero(raw, sizeof(raw));
+	if (!Fin_refresh_hash(ctx->cfg, token, hash))
+		return FIN_E_INTERNAL_ERROR;
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->cfg->refresh_token_ttl);
+	p[0] = hash;
+	p[1] = session_id;
+	p[2] = ttl;
+	e = Fin_db_exec(ctx, &stmt_refresh_insert, p, &res);
+	PQclear(res);
+	return e;
+}
+
+enum fin_err
+Fin_access_token(struct fin_ctx *ctx, const char *user_id,
+    const char *session_id, struct fin_tokens *out)
+{
+	struct fin_jwt_claims c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.sub, sizeof(c.sub), "%s", user_id);
+	snprintf(c.sid, sizeof(c.sid), "%s", session_id);
+	fin_uuid_v4(c.jti);
+	c.iat = (int64_t)time(NULL);
+	c.exp = c.iat + ctx->cfg->access_token_ttl;
+	out->expires_in = ctx->cfg->access_token_ttl;
+	return fin_jwt_sign(ctx->cfg, &c, out->access_token,
+	    sizeof(out->access_token));
+}
+
+enum fin_err
+Fin_session_start(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, char session_id[37], struct fin_tokens *out)
+{
+	char		 ua[513];
+	const char	*p[3];
+	PGresult	*res;
+	enum fin_err	 e;
+	size_t		 n;
+
+	/* A user agent is display data: keep 512 bytes, on a UTF-8 boundary. */
+	n = strnlen(client->user_agent, 512);
+	while (n > 0 && client->user_agent[n] != '\0' &&
+	    ((unsigned char)client->user_agent[n] & 0xC0) == 0x80)
+		n--;
+	memcpy(ua, client->user_agent, n);
+	ua[n] = '\0';
+	if (!fin_utf8_valid(ua, n))
+		ua[0] = '\0';
+	p[0] = user_id;
+	p[1] = client->ip;
+	p[2] = ua;
+	e = Fin_db_exec(ctx, &stmt_insert, p, &res);
+	if (e != FIN_OK)
+		return e;
+	snprintf(session_id, 37, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	e = Fin_refresh_issue(ctx, session_id, out->refresh_token);
+	if (e != FIN_OK)
+		return e;
+	return Fin_access_token(ctx, user_id, session_id, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* The Redis mirror                                                    */
+/* ------------------------------------------------------------------ */
+
+static void
+mirror_key(const struct fin_ctx *ctx, const char *kind, const char *sid,
+    char out[KEY_MAX])
+{
+	snprintf(out, KEY_MAX, "fin:%s:%s:%s", kind, ctx->redis_run_id, sid);
+}
+
+void
+Fin_session_unmirror(struct fin_ctx *ctx, const char *session_id)
+{
+	char		 key[KEY_MAX];
+	const char	*argv[2];
+	redisReply	*r;
+
+	if (!Fin_redis_available(ctx))
+		return;
+	mirror_key(ctx, "s", session_id, key);
+	argv[0] = "DEL";
+	argv[1] = key;
+	if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK)
+		freeReplyObject(r);
+}
+
+static void
+unmirror_rows(struct fin_ctx *ctx, PGresult *res)
+{
+	int	 i;
+
+	for (i = 0; i < PQntuples(res); i++)
+		Fin_session_unmirror(ctx, PQgetvalue(res, i, 0));
+}
+
+enum fin_err
+Fin_sessions_revoke_all(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *keep, const char *reason)
+{
+	const char	*p[3] = { user_id, keep, reason };
+	PGresult	*res;
+	enum fin_err	 e;
+
+	(void)client;
+	e = Fin_db_exec(ctx, &stmt_revoke_all, p, &res);
+	if (e != FIN_OK)
+		return e;
+	/*
+	 * Unmirror now, even before the caller commits: a mirror miss only
+	 * costs a PostgreSQL look-up, which sees the revocation once committed.
+	 */
+	unmirror_rows(ctx, res);
+	PQclear(res);
+	return FIN_OK;
+}
+
+/*
+ * Asks Redis, in one pipelined round trip, whether the session is known
+ * alive and whether last_used_at is due.  Returns false when Redis could
+ * not answer (the caller then asks PostgreSQL).
+ */
+static bool
+mirror_check(struct fin_ctx *ctx, const struct fin_principal *pr,
+    bool *alive, bool *touch)
+{
+	char		 skey[KEY_MAX], tkey[KEY_MAX];
+	const char	*get[] = { "GET", skey };
+	const char	*set[] = { "SET", tkey, "1", "NX", "EX", TOUCH_EVERY };
+	const char	**argv[] = { get, set };
+	int		 argc[] = { 2, 6 };
+	redisReply	*r[2];
+	bool		 ok;
+
+	if (!Fin_redis_available(ctx))
+		return false;
+	mirror_key(ctx, "s", pr->session_id, skey);
+	mirror_key(ctx, "t", pr->session_id, tkey);
+	if (Fin_redis_pipeline(ctx, 2, argc, (const char **const *)argv, NULL,
+	    r) != FIN_OK)
+		return false;
+	ok = r[0] != NULL && r[1] != NULL && r[0]->type != REDIS_REPLY_ERROR;
+	*alive = ok && r[0]->type == REDIS_REPLY_STRING &&
+	    r[0]->len == strlen(pr->user_id) &&
+	    memcmp(r[0]->str, pr->user_id, r[0]->len) == 0;
+	*touch = ok && r[1]->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r[0]);
+	freeReplyObject(r[1]);
+	return ok;
+}
+
+static void
+mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
+{
+	char		 key[KEY_MAX];
+	const char	*argv[] = { "SET", key, pr->user_id, "EX", MIRROR_TTL };
+	redisReply	*r;
+
+	mirror_key(ctx, "s", pr->session_id, key);
+	if (Fin_redis_command(ctx, &r, 5, argv, NULL) == FIN_OK)
+		freeReplyObject(r);
+}
+
+enum fin_err
+fin_auth_authenticate(struct fin_ctx *ctx, const char *token,
+    struct fin_principal *out)
+{
+	struct fin_jwt_claims c;
+	const char	*p[2];
+	PGresult	*res;
+	bool		 alive = false, touch = false, redis_ok;
+	enum fin_err	 e;
+
+	memset(out, 0, sizeof(*out));
+	if (fin_jwt_verify(ctx->cfg, token, (int64_t)time(NULL), &c) != FIN_OK)
+		return FIN_E_UNAUTHORIZED;
+	snprintf(out->user_id, sizeof(out->user_id), "%s", c.sub);
+	snprintf(out->session_id, sizeof(out->session_id), "%s", c.sid);
+
+	redis_ok = mirror_check(ctx, out, &alive, &touch);
+	if (!alive) {
+		p[0] = out->session_id;
+		p[1] = out->user_id;
+		e = Fin_db_exec(ctx, &stmt_alive, p, &res);
+		if (e != FIN_OK)
+			return e;
+		alive = PQntuples(res) == 1;
+		PQclear(res);
+		if (!alive)
+			return FIN_E_UNAUTHORIZED;
+		if (redis_ok)
+			mirror_set(ctx, out);
+		else
+			touch = false;	/* without Redis, no write per request */
+	}
+	if (touch) {
+		p[0] = out->session_id;
+		if (Fin_db_exec(ctx, &stmt_touch, p, &res) == FIN_OK)
+			PQclear(res);
+	}
+	return FIN_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listing and revoking                                                */
+/* ------------------------------------------------------------------ */
+
+enum fin_err
+fin_sessions_list(struct fin_ctx *ctx, const struct fin_principal *pr,
+    struct json_object **out)
+{
+	const char	*p[1] = { pr->user_id };
+	PGresult	*res;
+	struct json_object *data, *o;
+	enum fin_err	 e;
+	int		 i;
+
+	*out = NULL;
+	e = Fin_db_exec(ctx, &stmt_list, p, &res);
+	if (e != FIN_OK)
+		return e;
+	data = json_object_new_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(PQgetvalue(res, i, 0)));
+		json_object_object_add(o, "ip", json_object_new_string(PQgetvalue(res, i, 1)));
+		json_object_object_add(o, "user_agent", json_object_new_string(PQgetvalue(res, i, 2)));
+		json_object_object_add(o, "created_at", json_object_new_string(PQgetvalue(res, i, 3)));
+		json_object_object_add(o, "last_used_at", json_object_new_string(PQgetvalue(res, i, 4)));
+		json_object_object_add(o, "current", json_object_new_boolean(
+		    strcmp(PQgetvalue(res, i, 0), pr->session_id) == 0));
+		json_object_array_add(data, o);
+	}
+	PQclear(res);
+	*out = json_object_new_object();
+	json_object_object_add(*out, "data", data);
+	return FIN_OK;
+}
+
+enum fin_err
+fin_session_revoke(struct fin_ctx *ctx, const struct fin_client *client,
+    const struct fin_principal *pr, const char *session_id)
+{
+	const char	*p[3];
+	PGresult	*res;
+	struct json_object *d;
+	enum fin_err	 e;
+	bool		 found;
+
+	/* Not a UUID: the same 404 as someone else's session. */
+	if (!fin_valid_uuid(session_id))
+		return FIN_E_NOT_FOUND;
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
+		return e;
+	p[0] = session_id;
+	p[1] = pr->user_id;
+	p[2] = strcmp(session_id, pr->session_id) == 0 ? "logout" : "revoked";
+	e = Fin_db_exec(ctx, &stmt_revoke, p, &res);
+	if (e != FIN_OK)
+		goto fail;
+	found = PQntuples(res) == 1;
+	PQclear(res);
+	if (!found) {
+		e = FIN_E_NOT_FOUND;
+		goto fail;
+	}
+	d = json_object_new_object();
+	json_object_object_add(d, "session_id", json_object_new_string(session_id));
+	e = Fin_audit(ctx, client, pr->user_id, "session_revoked", d);
+	json_object_put(d);
+	if (e != FIN_OK)
+		goto fail;
+	if ((e = fin_db_commit(ctx)) != FIN_OK)
+		return e;
+	Fin_session_unmirror(ctx, session_id);
+	return FIN_OK;
+fail:
+	fin_db_rollback(ctx);
+	return e;
+}
+
+enum fin_err
+fin_sessions_revoke_others(struct fin_ctx *ctx, const struct fin_client *client,
+    const struct fin_principal *pr)
+{
+	struct json_object *d;
+	enum fin_err	 e;
+
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
+		return e;
+	e = Fin_sessions_revoke_all(ctx, client, pr->user_id, pr->session_id,
+	    "revoked");
+	if (e == FIN_OK) {
+		d = json_object_new_object();
+		json_object_object_add(d, "scope", json_object_new_string("others"));
+		e = Fin_audit(ctx, client, pr->user_id, "session_revoked", d);
+		json_object_put(d);
+	}
+	if (e != FIN_OK) {
+		fin_db_rollback(ctx);
+		return e;
+	}
+	return fin_db_commit(ctx);
+}

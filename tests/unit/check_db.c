@@ -1,0 +1,222 @@
+/*
+ * The PostgreSQL layer against a real server (tests/harness/with-services):
+ * parameters stay data, unique violations are recognised by SQLSTATE, a
+ * killed connection is reopened without the caller noticing, and
+ * migrations are idempotent and safe to run concurrently.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "unit.h"
+
+static const struct fin_stmt stmt_echo = {
+	"test_echo", "SELECT $1::text AS v", 1 };
+static const struct fin_stmt stmt_pid = {
+	"test_pid", "SELECT pg_backend_pid()::text", 0 };
+static const struct fin_stmt stmt_kill = {
+	"test_kill", "SELECT pg_terminate_backend($1::int)", 1 };
+static const struct fin_stmt stmt_tmp_insert = {
+	"test_tmp_insert", "INSERT INTO test_unique (k) VALUES ($1)", 1 };
+static const struct fin_stmt stmt_tmp_count = {
+	"test_tmp_count", "SELECT count(*)::text FROM test_unique", 0 };
+
+static struct fin_config *cfg;
+
+static void
+setup(void)
+{
+	char	 why[256];
+
+	FIN_REQUIRE_ENV("DATABASE_URL");
+	cfg = fin_config_load(false, why, sizeof(why));
+	ck_assert_msg(cfg != NULL, "%s", why);
+}
+
+static void
+teardown(void)
+{
+	fin_config_free(cfg);
+}
+
+START_TEST(test_db_parameters_are_data)
+{
+	struct fin_ctx	*ctx = fin_ctx_new(cfg);
+	const char	*p[1] = { "x'); DROP TABLE users; --" };
+	PGresult	*res;
+
+	ck_assert_int_eq(fin_db_ping(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_echo, p, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), p[0]);
+	PQclear(res);
+	p[0] = NULL;
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_echo, p, &res), FIN_OK);
+	ck_assert(PQgetisnull(res, 0, 0));
+	PQclear(res);
+	fin_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_db_unique_violation_and_rollback)
+{
+	struct fin_ctx	*ctx = fin_ctx_new(cfg);
+	const char	*p[1] = { "k1" };
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec_script(ctx,
+	    "DROP TABLE IF EXISTS test_unique; "
+	    "CREATE TABLE test_unique (k text PRIMARY KEY)"), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_insert, p, &res), FIN_OK);
+	PQclear(res);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_insert, p, &res),
+	    FIN_E_INTERNAL_ERROR);
+	ck_assert_ptr_null(res);
+	ck_assert(Fin_db_unique_violation(ctx));
+
+	/* Work inside a rolled-back transaction leaves nothing. */
+	ck_assert_int_eq(fin_db_begin(ctx), FIN_OK);
+	p[0] = "k2";
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_insert, p, &res), FIN_OK);
+	PQclear(res);
+	fin_db_rollback(ctx);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_count, NULL, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "1");
+	PQclear(res);
+	ck_assert_int_eq(fin_db_begin(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_insert, p, &res), FIN_OK);
+	PQclear(res);
+	ck_assert_int_eq(fin_db_commit(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_count, NULL, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
+	PQclear(res);
+	fin_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_db_reconnects_after_backend_killed)
+{
+	struct fin_ctx	*victim = fin_ctx_new(cfg), *killer = fin_ctx_new(cfg);
+	const char	*p[1];
+	char		 pid[32];
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
+	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	p[0] = pid;
+	ck_assert_int_eq(Fin_db_exec(killer, &stmt_kill, p, &res), FIN_OK);
+	PQclear(res);
+	/* The next statement notices, reconnects, prepares again, succeeds. */
+	p[0] = "after";
+	ck_assert_int_eq(Fin_db_exec(victim, &stmt_echo, p, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "after");
+	PQclear(res);
+	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
+	ck_assert_str_ne(PQgetvalue(res, 0, 0), pid);
+	PQclear(res);
+	fin_ctx_free(victim);
+	fin_ctx_free(killer);
+}
+END_TEST
+
+START_TEST(test_db_unreachable_is_unavailable)
+{
+	struct fin_config *c;
+	struct fin_ctx	*ctx;
+	char		 why[256];
+
+	setenv("DATABASE_URL", "postgresql://127.0.0.1:1/none", 1);
+	c = fin_config_load(false, why, sizeof(why));
+	ck_assert_ptr_nonnull(c);
+	ctx = fin_ctx_new(c);
+	ck_assert_int_eq(fin_db_ping(ctx), FIN_E_SERVICE_UNAVAILABLE);
+	ck_assert_int_eq(fin_db_begin(ctx), FIN_E_SERVICE_UNAVAILABLE);
+	fin_ctx_free(ctx);
+	fin_config_free(c);
+}
+END_TEST
+
+static const char *
+migrations_dir(void)
+{
+	static char	 dir[1024];
+	const char	*top = getenv("top_srcdir");
+
+	snprintf(dir, sizeof(dir), "%s/db/migrations", top != NULL ? top : ".");
+	return dir;
+}
+
+/* Two processes migrate one empty database at once: both succeed. */
+START_TEST(test_db_migrate_concurrent_and_idempotent)
+{
+	struct fin_ctx	*admin = fin_ctx_new(cfg), *ctx;
+	struct fin_config *c;
+	char		 url[1024], why[256], *buf = NULL;
+	size_t		 len = 0;
+	FILE		*out;
+	pid_t		 kids[2];
+	int		 i, status;
+
+	ck_assert_int_eq(Fin_db_exec_script(admin,
+	    "DROP DATABASE IF EXISTS finance_migrate_test"), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec_script(admin,
+	    "CREATE DATABASE finance_migrate_test"), FIN_OK);
+	snprintf(url, sizeof(url), "%s", getenv("DATABASE_URL"));
+	/* Swap the database name: the URL ends in /<dbname>. */
+	ck_assert_ptr_nonnull(strrchr(url, '/'));
+	snprintf(strrchr(url, '/') + 1, sizeof(url) - (size_t)(strrchr(url, '/') +
+	    1 - url), "finance_migrate_test");
+	setenv("DATABASE_URL", url, 1);
+	c = fin_config_load(false, why, sizeof(why));
+	ck_assert_ptr_nonnull(c);
+
+	for (i = 0; i < 2; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			struct fin_ctx *k = fin_ctx_new(c);
+			FILE *devnull = fopen("/dev/null", "w");
+
+			_exit(fin_migrate(k, migrations_dir(), false, devnull) ==
+			    FIN_OK ? 0 : 1);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	ctx = fin_ctx_new(c);
+	out = open_memstream(&buf, &len);
+	ck_assert_int_eq(fin_migrate(ctx, migrations_dir(), false, out), FIN_OK);
+	fclose(out);
+	ck_assert_msg(strstr(buf, "0 applied") != NULL, "%s", buf);
+	free(buf);
+	fin_ctx_free(ctx);
+	fin_config_free(c);
+	fin_ctx_free(admin);
+}
+END_TEST
+
+static Suite *
+db_suite(void)
+{
+	Suite	*s = suite_create("db");
+	TCase	*core = tcase_create("core");
+	TCase	*errors = tcase_create("errors");
+
+	tcase_add_checked_fixture(core, setup, teardown);
+	tcase_add_checked_fixture(errors, setup, teardown);
+	tcase_set_timeout(core, 30);
+	tcase_add_test(core, test_db_parameters_are_data);
+	tcase_add_test(core, test_db_unique_violation_and_rollback);
+	tcase_add_test(core, test_db_migrate_concurrent_and_idempotent);
+	tcase_add_test(errors, test_db_reconnects_after_backend_killed);
+	tcase_add_test(errors, test_db_unreachable_is_unavailable);
+	suite_add_tcase(s, core);
+	suite_add_tcase(s, errors);
+	return s;
+}
+
+FIN_CHECK_MAIN(db_suite)
