@@ -150,4 +150,15 @@ void		 Fin_session_unmirror(struct fin_ctx *, const char *session_id);
 enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const char *keep, const char *reason) FIN_WUR;
 
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+/* ------------------------------------------------------------------ */
+
+/* One row of a TXN_COLS select as the API's transaction object. */
+struct json_object *Fin_txn_row_json(PGresult *, int row);
+/* Inserts and audits, inside the caller's SQL transaction. */
+enum fin_err	 Fin_txn_insert(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const struct fin_txn_input *,
+		    struct json_object **out) FIN_WUR;
+
 #endif /* FIN_INTERNAL_H */

@@ -174,6 +174,8 @@ check_string(struct fin_arena *a, const struct fin_field *f,
 		return "must be a real date YYYY-MM-DD";
 	if (f->type == FIN_F_UUID && !fin_valid_uuid(s))
 		return "must be a UUID";
+	if (f->type == FIN_F_CURRENCY && fin_currency_minor_units(s) < 0)
+		return "must be an active ISO 4217 currency code (e.g. EUR)";
 	out->s = fin_arena_strndup(a, s, n);
 	out->len = n;
 	return out->s != NULL ? NULL : "could not be stored";

@@ -88,6 +88,7 @@ struct request {
 	const char	*origin;
 	const char	*if_none_match;
 	const char	*authorization;
+	const char	*idempotency_key;	/* NULL when the header is absent */
 	char		 request_id[65];
 	char		*body;
 	size_t		 body_len;
@@ -125,6 +126,8 @@ const char	*method_name(enum method);
 const struct fin_value *request_field(const struct request *, const char *name);
 /* Parses ?limit= within 1..200 (default 50); false means 400 already stored. */
 bool		 request_limit(struct request *, int64_t *limit);
+/* Stores a 400 VALIDATION_ERROR naming one field; returns the error. */
+enum fin_err	 field_error(struct request *, const char *field, const char *why);
 
 /* response.c */
 void		 resp_header(struct request *, const char *name, const char *value);
@@ -180,6 +183,13 @@ handler_fn	 h_sessions_list;
 handler_fn	 h_session_revoke;
 handler_fn	 h_sessions_revoke_others;
 handler_fn	 h_audit_list;
+handler_fn	 h_txn_create;
+handler_fn	 h_txn_list;
+handler_fn	 h_txn_get;
+handler_fn	 h_txn_update;
+handler_fn	 h_txn_delete;
+handler_fn	 h_txn_restore;
+handler_fn	 h_txn_summary;
 
 /* Body specs (routes.c) */
 extern const struct fin_field signup_spec[];
@@ -187,5 +197,7 @@ extern const struct fin_field login_spec[];
 extern const struct fin_field refresh_spec[];
 extern const struct fin_field password_spec[];
 extern const struct fin_field delete_me_spec[];
+extern const struct fin_field txn_create_spec[];
+extern const struct fin_field txn_update_spec[];
 
 #endif /* FIN_APP_H */

@@ -259,6 +259,8 @@ request_read(struct request *req, FCGX_Request *f)
 	req->origin = fin_arena_strdup(req->arena, param(f, "HTTP_ORIGIN"));
 	req->if_none_match = fin_arena_strdup(req->arena, param(f, "HTTP_IF_NONE_MATCH"));
 	req->authorization = fin_arena_strdup(req->arena, param(f, "HTTP_AUTHORIZATION"));
+	rid = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", f->envp);
+	req->idempotency_key = rid != NULL ? fin_arena_strdup(req->arena, rid) : NULL;
 	req->ip = client_ip(req, f);
 	req->ip = fin_arena_strdup(req->arena, req->ip != NULL ? req->ip : "");
 
@@ -302,16 +304,25 @@ bool
 request_limit(struct request *req, int64_t *limit)
 {
 	const char	*v = request_query(req, "limit");
-	struct json_object *extra, *fields;
 
 	*limit = 50;
 	if (v == NULL || fin_parse_int64(v, 1, 200, limit))
 		return true;
+	(void)field_error(req, "limit", "must be an integer from 1 to 200");
+	return false;
+}
+
+enum fin_err
+field_error(struct request *req, const char *field, const char *why)
+{
+	struct json_object *extra, *fields;
+
 	extra = fin_arena_json(req->arena, json_object_new_object());
+	if (extra == NULL)
+		return FIN_E_INTERNAL_ERROR;
 	fields = json_object_new_object();
-	json_object_object_add(fields, "limit",
-	    json_object_new_string("must be an integer from 1 to 200"));
+	json_object_object_add(fields, field, json_object_new_string(why));
 	json_object_object_add(extra, "fields", fields);
 	http_error(req, FIN_E_VALIDATION_ERROR, extra, NULL);
-	return false;
+	return FIN_E_VALIDATION_ERROR;
 }

@@ -38,6 +38,25 @@ const struct fin_field delete_me_spec[] = {
 	{ NULL,              0,              false,    0,   0,             false },
 };
 
+#define SAFE_INT	9007199254740991LL	/* 2^53 - 1 (API.md) */
+
+const struct fin_field txn_create_spec[] = {
+	{ "amount",          FIN_F_INT64,    true,     -SAFE_INT, SAFE_INT, false },
+	{ "currency",        FIN_F_CURRENCY, true,     3,   3,             false },
+	{ "description",     FIN_F_STRING,   false,    0,   500,           false },
+	{ "category",        FIN_F_TEXT,     false,    0,   64,            false },
+	{ "occurred_on",     FIN_F_DATE,     false,    10,  10,            false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+const struct fin_field txn_update_spec[] = {
+	{ "amount",          FIN_F_INT64,    false,    -SAFE_INT, SAFE_INT, false },
+	{ "currency",        FIN_F_CURRENCY, false,    3,   3,             false },
+	{ "description",     FIN_F_STRING,   false,    0,   500,           false },
+	{ "category",        FIN_F_TEXT,     false,    0,   64,            false },
+	{ "occurred_on",     FIN_F_DATE,     false,    10,  10,            false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+
 const struct route routes[] = {
 	/* method     pattern                         handler                   flags                    body */
 	{ M_GET,      "/health",                      h_health,                 R_PUBLIC,                NULL },
@@ -57,6 +76,14 @@ const struct route routes[] = {
 	{ M_DELETE,   "/sessions/{id}",               h_session_revoke,         R_AUTH,                  NULL },
 
 	{ M_GET,      "/audit",                       h_audit_list,             R_AUTH,                  NULL },
+
+	{ M_POST,     "/transactions",                h_txn_create,             R_AUTH,                  txn_create_spec },
+	{ M_GET,      "/transactions",                h_txn_list,               R_AUTH,                  NULL },
+	{ M_GET,      "/transactions/summary",        h_txn_summary,            R_AUTH,                  NULL },
+	{ M_GET,      "/transactions/{id}",           h_txn_get,                R_AUTH,                  NULL },
+	{ M_PATCH,    "/transactions/{id}",           h_txn_update,             R_AUTH,                  txn_update_spec },
+	{ M_DELETE,   "/transactions/{id}",           h_txn_delete,             R_AUTH,                  NULL },
+	{ M_POST,     "/transactions/{id}/restore",   h_txn_restore,            R_AUTH,                  NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

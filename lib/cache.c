@@ -1,0 +1,116 @@
+/*
+ * The response cache in Redis.  Keys carry a per-user generation that
+ * every write bumps after it commits, so a read after a write has returned
+ * never finds the old page on any worker; old generations simply expire.
+ * Lookup and generation read are one round trip (a Lua script).  Redis
+ * down: every call is a miss and a no-op, and PostgreSQL answers.
+ */
+#include "setup.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "internal.h"
+
+#define CACHE_TTL	"60"	/* seconds: bounds staleness if a bump is lost */
+#define KEY_MAX		192
+
+/* Returns {generation, value or false} for KEYS[1] = the user's gen key. */
+static const char lookup_lua[] =
+	"local g = redis.call('GET', KEYS[1]) or '0' "
+	"return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}";
+
+static void
+query_digest(const char *kind, const char *query, char out[65])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 len = 0, i;
+	EVP_MD_CTX	*c = EVP_MD_CTX_new();
+
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestUpdate(c, kind, strlen(kind) + 1);
+	EVP_DigestUpdate(c, query, strlen(query));
+	EVP_DigestFinal_ex(c, md, &len);
+	EVP_MD_CTX_free(c);
+	for (i = 0; i < 32 && i < len; i++)
+		snprintf(out + i * 2, 3, "%02x", md[i]);
+	out[64] = '\0';
+}
+
+enum fin_err
+fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
+    const char *kind, const char *query, struct fin_cache_entry *out)
+{
+	char		 genkey[KEY_MAX], prefix[KEY_MAX];
+	const char	*argv[6];
+	redisReply	*r;
+	enum fin_err	 e;
+
+	memset(out, 0, sizeof(*out));
+	query_digest(kind, query, out->digest);
+	snprintf(genkey, sizeof(genkey), "fin:gen:%s", user_id);
+	snprintf(prefix, sizeof(prefix), "fin:c:%s:", user_id);
+	argv[0] = "EVAL";
+	argv[1] = lookup_lua;
+	argv[2] = "1";
+	argv[3] = genkey;
+	argv[4] = prefix;
+	argv[5] = out->digest;
+	if ((e = Fin_redis_command(ctx, &r, 6, argv, NULL)) != FIN_OK)
+		return e;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
+	snprintf(out->generation, sizeof(out->generation), "%s",
+	    r->element[0]->str);
+	out->usable = true;
+	if (r->element[1]->type == REDIS_REPLY_STRING)
+		out->body = fin_arena_strndup(a, r->element[1]->str,
+		    r->element[1]->len);
+	freeReplyObject(r);
+	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
+}
+
+void
+fin_cache_put(struct fin_ctx *ctx, const char *user_id,
+    const struct fin_cache_entry *entry, const char *body)
+{
+	char		 key[KEY_MAX];
+	const char	*argv[5];
+	redisReply	*r;
+
+	if (!entry->usable)
+		return;
+	/* Stored under the generation read before the query ran: never newer. */
+	snprintf(key, sizeof(key), "fin:c:%s:%s:%s", user_id, entry->generation,
+	    entry->digest);
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = body;
+	argv[3] = "EX";
+	argv[4] = CACHE_TTL;
+	if (Fin_redis_command(ctx, &r, 5, argv, NULL) == FIN_OK)
+		freeReplyObject(r);
+}
+
+void
+fin_cache_invalidate(struct fin_ctx *ctx, const char *user_id)
+{
+	char		 key[KEY_MAX];
+	const char	*argv[2];
+	redisReply	*r;
+
+	snprintf(key, sizeof(key), "fin:gen:%s", user_id);
+	argv[0] = "INCR";
+	argv[1] = key;
+	if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK)
+		freeReplyObject(r);
+	else
+		fin_log(FIN_LOG_WARN, "cache_invalidate_failed", "could not bump "
+		    "the cache generation of user %s: entries expire in %s s",
+		    user_id, CACHE_TTL);
+}

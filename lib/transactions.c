@@ -1,0 +1,434 @@
+/*
+ * Money: create, read, update, soft-delete and restore transactions, and
+ * list them with keyset pagination.  Every statement is scoped by the
+ * caller's user id in its WHERE clause, so another user's id is exactly a
+ * missing id.  Every write is one SQL transaction with its audit event,
+ * whose details hold the row before and after.
+ */
+#include "setup.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TXN_COLS \
+	"id, amount, currency, description, category, occurred_on::text, " \
+	SQL_TS("created_at") ", " SQL_TS("updated_at") ", " \
+	SQL_TS("deleted_at") ", " \
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define COL_CURSOR_TS	9
+
+static const struct fin_stmt stmt_insert = {
+	"txn_insert",
+	"INSERT INTO transactions (user_id, amount, currency, description,"
+	" category, occurred_on) VALUES ($1, $2::bigint, $3, $4, $5,"
+	" COALESCE($6::date, (now() AT TIME ZONE 'UTC')::date))"
+	" RETURNING " TXN_COLS, 6 };
+static const struct fin_stmt stmt_get = {
+	"txn_get",
+	"SELECT " TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2", 2 };
+static const struct fin_stmt stmt_get_for_update = {
+	"txn_get_for_update",
+	"SELECT " TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2"
+	" FOR UPDATE", 2 };
+static const struct fin_stmt stmt_update = {
+	"txn_update",
+	"UPDATE transactions SET"
+	" amount = COALESCE($3::bigint, amount),"
+	" currency = COALESCE($4, currency),"
+	" description = COALESCE($5, description),"
+	" category = COALESCE($6, category),"
+	" occurred_on = COALESCE($7::date, occurred_on),"
+	" updated_at = now()"
+	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+	" RETURNING " TXN_COLS, 7 };
+static const struct fin_stmt stmt_delete = {
+	"txn_soft_delete",
+	"UPDATE transactions SET deleted_at = now(), updated_at = now()"
+	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+	" RETURNING " TXN_COLS, 2 };
+static const struct fin_stmt stmt_restore = {
+	"txn_restore",
+	"UPDATE transactions SET deleted_at = NULL, updated_at = now()"
+	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL"
+	" RETURNING " TXN_COLS, 2 };
+
+/*
+ * The list: one statement per deleted-mode and first/next page, so that
+ * each plan matches its index exactly (the live-rows index is partial on
+ * deleted_at IS NULL) and the keyset condition is an index bound, never a
+ * filter: page 10 million costs what page 1 costs.
+ */
+#define LIST_FILTERS \
+	"   AND ($2::date IS NULL OR occurred_on >= $2::date)" \
+	"   AND ($3::date IS NULL OR occurred_on <= $3::date)" \
+	"   AND ($4::text IS NULL OR category = $4)" \
+	"   AND ($5::text IS NULL OR description ILIKE '%' || $5 || '%' ESCAPE '\\')"
+#define LIST_ORDER \
+	" ORDER BY occurred_on DESC, created_at DESC, id DESC LIMIT $6"
+#define LIST_AFTER \
+	"   AND (occurred_on, created_at, id) < ($7::date, $8::timestamptz, $9::uuid)"
+#define LIST_STMT(name, deleted, after, n) { name, \
+	"SELECT " TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
+	LIST_FILTERS after LIST_ORDER, n }
+
+static const struct fin_stmt list_stmts[3][2] = {
+	{ LIST_STMT("txn_list_live", " AND deleted_at IS NULL", "", 6),
+	  LIST_STMT("txn_list_live_after", " AND deleted_at IS NULL", LIST_AFTER, 9) },
+	{ LIST_STMT("txn_list_all", "", "", 6),
+	  LIST_STMT("txn_list_all_after", "", LIST_AFTER, 9) },
+	{ LIST_STMT("txn_list_deleted", " AND deleted_at IS NOT NULL", "", 6),
+	  LIST_STMT("txn_list_deleted_after", " AND deleted_at IS NOT NULL", LIST_AFTER, 9) },
+};
+
+struct json_object *
+Fin_txn_row_json(PGresult *res, int i)
+{
+	struct json_object *o = json_object_new_object();
+	int64_t		 amount = 0;
+
+	(void)fin_parse_int64(PQgetvalue(res, i, 1), INT64_MIN, INT64_MAX, &amount);
+	json_object_object_add(o, "id", json_object_new_string(PQgetvalue(res, i, 0)));
+	json_object_object_add(o, "amount", json_object_new_int64(amount));
+	json_object_object_add(o, "currency", json_object_new_string(PQgetvalue(res, i, 2)));
+	json_object_object_add(o, "description", json_object_new_string(PQgetvalue(res, i, 3)));
+	json_object_object_add(o, "category", json_object_new_string(PQgetvalue(res, i, 4)));
+	json_object_object_add(o, "occurred_on", json_object_new_string(PQgetvalue(res, i, 5)));
+	json_object_object_add(o, "created_at", json_object_new_string(PQgetvalue(res, i, 6)));
+	json_object_object_add(o, "updated_at", json_object_new_string(PQgetvalue(res, i, 7)));
+	json_object_object_add(o, "deleted_at", PQgetisnull(res, i, 8) ? NULL :
+	    json_object_new_string(PQgetvalue(res, i, 8)));
+	return o;
+}
+
+static enum fin_err
+audit_change(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *action, struct json_object *before,
+    struct json_object *after)
+{
+	struct json_object *d = json_object_new_object();
+	enum fin_err	 e;
+
+	json_object_object_add(d, "transaction_id", json_object_new_string(
+	    json_object_get_string(json_object_object_get(after != NULL ? after :
+	    before, "id"))));
+	json_object_object_add(d, "before", before != NULL ?
+	    json_object_get(before) : NULL);
+	json_object_object_add(d, "after", after != NULL ?
+	    json_object_get(after) : NULL);
+	e = Fin_audit(ctx, client, user_id, action, d);
+	json_object_put(d);
+	return e;
+}
+
+static bool
+valid_currency(const char *c)
+{
+	return c == NULL || fin_currency_minor_units(c) >= 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writes                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Creates a transaction inside the caller's SQL transaction (the
+ * idempotency record, when there is one, shares it).
+ */
+enum fin_err
+Fin_txn_insert(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const struct fin_txn_input *in,
+    struct json_object **out)
+{
+	char		 amount[24];
+	const char	*p[6];
+	PGresult	*res;
+	enum fin_err	 e;
+
+	*out = NULL;
+	if (!in->has_amount || in->currency == NULL)
+		return FIN_E_VALIDATION_ERROR;
+	if (!valid_currency(in->currency))
+		return FIN_E_VALIDATION_ERROR;
+	snprintf(amount, sizeof(amount), "%lld", (long long)in->amount);
+	p[0] = user_id;
+	p[1] = amount;
+	p[2] = in->currency;
+	p[3] = in->description != NULL ? in->description : "";
+	p[4] = in->category != NULL ? in->category : "";
+	p[5] = in->occurred_on;
+	if ((e = Fin_db_exec(ctx, &stmt_insert, p, &res)) != FIN_OK)
+		return e;
+	*out = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	e = audit_change(ctx, client, user_id, "transaction_created", NULL, *out);
+	if (e != FIN_OK) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return e;
+}
+
+enum fin_err
+fin_txn_update(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *id, const struct fin_txn_input *in,
+    struct json_object **out)
+{
+	char		 amount[24];
+	const char	*p[7];
+	PGresult	*res;
+	struct json_object *before = NULL;
+	enum fin_err	 e;
+
+	*out = NULL;
+	if (!fin_valid_uuid(id))
+		return FIN_E_NOT_FOUND;
+	if (!valid_currency(in->currency))
+		return FIN_E_VALIDATION_ERROR;
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
+		return e;
+	p[0] = id;
+	p[1] = user_id;
+	if ((e = Fin_db_exec(ctx, &stmt_get_for_update, p, &res)) != FIN_OK)
+		goto fail;
+	/* Deleted rows are not edited: restore first. */
+	if (PQntuples(res) != 1 || !PQgetisnull(res, 0, 8)) {
+		PQclear(res);
+		e = FIN_E_NOT_FOUND;
+		goto fail;
+	}
+	before = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	snprintf(amount, sizeof(amount), "%lld", (long long)in->amount);
+	p[2] = in->has_amount ? amount : NULL;
+	p[3] = in->currency;
+	p[4] = in->description;
+	p[5] = in->category;
+	p[6] = in->occurred_on;
+	if ((e = Fin_db_exec(ctx, &stmt_update, p, &res)) != FIN_OK)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		e = FIN_E_NOT_FOUND;
+		goto fail;
+	}
+	*out = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	if ((e = audit_change(ctx, client, user_id, "transaction_updated",
+	    before, *out)) != FIN_OK)
+		goto fail;
+	json_object_put(before);
+	if ((e = fin_db_commit(ctx)) != FIN_OK)
+		goto fail_committed;
+	fin_cache_invalidate(ctx, user_id);
+	return FIN_OK;
+fail:
+	fin_db_rollback(ctx);
+	json_object_put(before);
+fail_committed:
+	json_object_put(*out);
+	*out = NULL;
+	return e;
+}
+
+/*
+ * Soft delete and restore share one shape: a conditional UPDATE, and when
+ * it touched nothing, a look-up that tells "missing" from "already so".
+ */
+static enum fin_err
+set_deleted(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *id, bool deleted, struct json_object **out)
+{
+	const char	*p[2] = { id, user_id };
+	PGresult	*res;
+	struct json_object *before = NULL;
+	enum fin_err	 e;
+
+	*out = NULL;
+	if (!fin_valid_uuid(id))
+		return FIN_E_NOT_FOUND;
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
+		return e;
+	if ((e = Fin_db_exec(ctx, &stmt_get_for_update, p, &res)) != FIN_OK)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		e = FIN_E_NOT_FOUND;
+		goto fail;
+	}
+	if (PQgetisnull(res, 0, 8) != deleted) {
+		/* Already in the state asked for: a harmless no-op. */
+		*out = Fin_txn_row_json(res, 0);
+		PQclear(res);
+		fin_db_rollback(ctx);
+		return FIN_OK;
+	}
+	before = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	if ((e = Fin_db_exec(ctx, deleted ? &stmt_delete : &stmt_restore, p,
+	    &res)) != FIN_OK)
+		goto fail;
+	*out = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	if ((e = audit_change(ctx, client, user_id, deleted ?
+	    "transaction_deleted" : "transaction_restored", before, *out)) != FIN_OK)
+		goto fail;
+	json_object_put(before);
+	if ((e = fin_db_commit(ctx)) != FIN_OK) {
+		json_object_put(*out);
+		*out = NULL;
+		return e;
+	}
+	fin_cache_invalidate(ctx, user_id);
+	return FIN_OK;
+fail:
+	fin_db_rollback(ctx);
+	json_object_put(before);
+	json_object_put(*out);
+	*out = NULL;
+	return e;
+}
+
+enum fin_err
+fin_txn_delete(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *id)
+{
+	struct json_object *o;
+	enum fin_err	 e;
+
+	e = set_deleted(ctx, client, user_id, id, true, &o);
+	json_object_put(o);
+	return e;
+}
+
+enum fin_err
+fin_txn_restore(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *id, struct json_object **out)
+{
+	return set_deleted(ctx, client, user_id, id, false, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reads                                                               */
+/* ------------------------------------------------------------------ */
+
+enum fin_err
+fin_txn_get(struct fin_ctx *ctx, const char *user_id, const char *id,
+    struct json_object **out)
+{
+	const char	*p[2] = { id, user_id };
+	PGresult	*res;
+	enum fin_err	 e;
+
+	*out = NULL;
+	if (!fin_valid_uuid(id))
+		return FIN_E_NOT_FOUND;
+	if ((e = Fin_db_exec(ctx, &stmt_get, p, &res)) != FIN_OK)
+		return e;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return FIN_E_NOT_FOUND;
+	}
+	*out = Fin_txn_row_json(res, 0);
+	PQclear(res);
+	return FIN_OK;
+}
+
+/* Escapes LIKE's metacharacters: q is literal text (API.md). */
+static char *
+like_literal(struct fin_arena *a, const char *q)
+{
+	size_t	 n = strlen(q), i, j = 0;
+	char	*out;
+
+	out = fin_arena_alloc(a, n * 2 + 1);
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+			out[j++] = '\\';
+		out[j++] = q[i];
+	}
+	out[j] = '\0';
+	return out;
+}
+
+/* Cursor payload: "t|<occurred_on>|<created_at with microseconds>|<id>". */
+static bool
+parse_cursor(const struct fin_config *cfg, const char *cursor,
+    char payload[FIN_CURSOR_PAYLOAD_MAX + 1], const char *parts[3])
+{
+	char	*a, *b, *c;
+
+	if (!Fin_cursor_decode(cfg, cursor, payload) ||
+	    strncmp(payload, "t|", 2) != 0)
+		return false;
+	a = payload + 2;
+	if ((b = strchr(a, '|')) == NULL)
+		return false;
+	*b++ = '\0';
+	if ((c = strchr(b, '|')) == NULL)
+		return false;
+	*c++ = '\0';
+	if (!fin_valid_date(a) || strlen(b) != 27 || !fin_valid_uuid(c))
+		return false;
+	parts[0] = a;
+	parts[1] = b;
+	parts[2] = c;
+	return true;
+}
+
+enum fin_err
+fin_txn_list(struct fin_ctx *ctx, struct fin_arena *a,
+    const struct fin_txn_query *q, struct json_object **out)
+{
+	char		 payload[FIN_CURSOR_PAYLOAD_MAX + 1], limit[24];
+	char		 next[FIN_CURSOR_MAX];
+	const char	*p[9];
+	const struct fin_stmt *st;
+	PGresult	*res;
+	struct json_object *data;
+	enum fin_err	 e;
+	int		 i, n;
+
+	*out = NULL;
+	memset(p, 0, sizeof(p));
+	if (q->cursor != NULL &&
+	    !parse_cursor(ctx->cfg, q->cursor, payload, &p[6]))
+		return FIN_E_INVALID_CURSOR;
+	if (q->q != NULL && (p[4] = like_literal(a, q->q)) == NULL)
+		return FIN_E_INTERNAL_ERROR;
+	/* One row more than asked tells whether there is a next page. */
+	snprintf(limit, sizeof(limit), "%lld", (long long)q->limit + 1);
+	p[0] = q->user_id;
+	p[1] = q->from;
+	p[2] = q->to;
+	p[3] = q->category;
+	p[5] = limit;
+	st = &list_stmts[q->deleted][q->cursor != NULL];
+	if ((e = Fin_db_exec(ctx, st, p, &res)) != FIN_OK)
+		return e;
+	data = json_object_new_array();
+	n = PQntuples(res);
+	for (i = 0; i < n && i < q->limit; i++)
+		json_object_array_add(data, Fin_txn_row_json(res, i));
+	*out = json_object_new_object();
+	json_object_object_add(*out, "data", data);
+	if (n > q->limit) {
+		i = (int)q->limit - 1;
+		snprintf(payload, sizeof(payload), "t|%s|%s|%s",
+		    PQgetvalue(res, i, 5), PQgetvalue(res, i, COL_CURSOR_TS),
+		    PQgetvalue(res, i, 0));
+		if (!Fin_cursor_encode(ctx->cfg, payload, next)) {
+			PQclear(res);
+			json_object_put(*out);
+			*out = NULL;
+			return FIN_E_INTERNAL_ERROR;
+		}
+		json_object_object_add(*out, "next_cursor", json_object_new_string(next));
+	} else
+		json_object_object_add(*out, "next_cursor", NULL);
+	PQclear(res);
+	return FIN_OK;
+}
