@@ -103,6 +103,9 @@ fin_audit_list(struct fin_ctx *ctx, const struct fin_audit_query *q,
 	}
 	/* One row more than asked tells whether there is a next page. */
 	snprintf(limit, sizeof(limit), "%lld", (long long)q->limit + 1);
+	/* A user's own trail must name the user: never fall through to all. */
+	if (!q->all_users && q->user_id == NULL)
+		return FIN_E_INTERNAL_ERROR;
 	p[0] = q->user_id;
 	p[1] = q->action;
 	p[3] = limit;
@@ -112,7 +115,7 @@ fin_audit_list(struct fin_ctx *ctx, const struct fin_audit_query *q,
 	data = json_object_new_array();
 	n = PQntuples(res);
 	for (i = 0; i < n && i < q->limit; i++)
-		json_object_array_add(data, row_json(res, i, q->user_id == NULL));
+		json_object_array_add(data, row_json(res, i, q->all_users));
 	o = json_object_new_object();
 	json_object_object_add(o, "data", data);
 	if (n > q->limit) {

@@ -34,6 +34,15 @@ struct fin_stmt {
 			"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 	/* distinct statements one connection prepares */
 
+#define FIN_FLAGS_MAX		64
+#define FIN_FLAG_KEY_MAX	65
+
+struct fin_flag_state {
+	char		 key[FIN_FLAG_KEY_MAX];
+	bool		 enabled;
+	int		 rollout_percent;
+};
+
 struct fin_ctx {
 	const struct fin_config *cfg;
 	PGconn		*pg;
@@ -49,6 +58,10 @@ struct fin_ctx {
 	 * can never bring a revoked session back to life.
 	 */
 	char		 redis_run_id[48];
+	/* Feature flags, reloaded from PostgreSQL at most once a second. */
+	struct fin_flag_state flags[FIN_FLAGS_MAX];
+	size_t		 nflags;
+	int64_t		 flags_loaded_ms;	/* 0: never */
 };
 
 /*
@@ -146,6 +159,14 @@ bool		 Fin_refresh_hash(const struct fin_config *, const char *token,
 		    char out[80]);
 /* Drops the Redis mirror entries of sessions revoked in PostgreSQL. */
 void		 Fin_session_unmirror(struct fin_ctx *, const char *session_id);
+/* The mirror, for the per-request gate (lib/gate.c). */
+#define FIN_MIRROR_KEY_MAX	128
+void		 Fin_session_mirror_key(const struct fin_ctx *, const char *kind,
+		    const char *sid, char out[FIN_MIRROR_KEY_MAX]);
+void		 Fin_session_mirror_set(struct fin_ctx *, const struct fin_principal *);
+enum fin_err	 Fin_session_alive_pg(struct fin_ctx *, const struct fin_principal *,
+		    bool *alive) FIN_WUR;
+void		 Fin_session_touch(struct fin_ctx *, const char *session_id);
 /* Revokes every live session of a user except keep (may be NULL). */
 enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const char *keep, const char *reason) FIN_WUR;

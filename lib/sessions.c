@@ -19,9 +19,8 @@
 #include "internal.h"
 
 #define MIRROR_TTL	"60"	/* seconds a mirrored "alive" may be trusted */
-#define TOUCH_EVERY	"60"	/* last_used_at is written at most this often */
 #define REFRESH_BYTES	32	/* 256 bits, API.md */
-#define KEY_MAX		128
+#define KEY_MAX		FIN_MIRROR_KEY_MAX
 
 static const struct fin_stmt stmt_insert = {
 	"session_insert",
@@ -214,42 +213,15 @@ Fin_sessions_revoke_all(struct fin_ctx *ctx, const struct fin_client *client,
 	return FIN_OK;
 }
 
-/*
- * Asks Redis, in one pipelined round trip, whether the session is known
- * alive and whether last_used_at is due.  Returns false when Redis could
- * not answer (the caller then asks PostgreSQL).
- */
-static bool
-mirror_check(struct fin_ctx *ctx, const struct fin_principal *pr,
-    bool *alive, bool *touch)
+void
+Fin_session_mirror_key(const struct fin_ctx *ctx, const char *kind,
+    const char *sid, char out[FIN_MIRROR_KEY_MAX])
 {
-	char		 skey[KEY_MAX], tkey[KEY_MAX];
-	const char	*get[] = { "GET", skey };
-	const char	*set[] = { "SET", tkey, "1", "NX", "EX", TOUCH_EVERY };
-	const char	**argv[] = { get, set };
-	int		 argc[] = { 2, 6 };
-	redisReply	*r[2];
-	bool		 ok;
-
-	if (!Fin_redis_available(ctx))
-		return false;
-	mirror_key(ctx, "s", pr->session_id, skey);
-	mirror_key(ctx, "t", pr->session_id, tkey);
-	if (Fin_redis_pipeline(ctx, 2, argc, (const char **const *)argv, NULL,
-	    r) != FIN_OK)
-		return false;
-	ok = r[0] != NULL && r[1] != NULL && r[0]->type != REDIS_REPLY_ERROR;
-	*alive = ok && r[0]->type == REDIS_REPLY_STRING &&
-	    r[0]->len == strlen(pr->user_id) &&
-	    memcmp(r[0]->str, pr->user_id, r[0]->len) == 0;
-	*touch = ok && r[1]->type == REDIS_REPLY_STATUS;
-	freeReplyObject(r[0]);
-	freeReplyObject(r[1]);
-	return ok;
+	mirror_key(ctx, kind, sid, out);
 }
 
-static void
-mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
+void
+Fin_session_mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
 {
 	char		 key[KEY_MAX];
 	const char	*argv[] = { "SET", key, pr->user_id, "EX", MIRROR_TTL };
@@ -261,43 +233,29 @@ mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
 }
 
 enum fin_err
-fin_auth_authenticate(struct fin_ctx *ctx, const char *token,
-    struct fin_principal *out)
+Fin_session_alive_pg(struct fin_ctx *ctx, const struct fin_principal *pr,
+    bool *alive)
 {
-	struct fin_jwt_claims c;
-	const char	*p[2];
+	const char	*p[2] = { pr->session_id, pr->user_id };
 	PGresult	*res;
-	bool		 alive = false, touch = false, redis_ok;
 	enum fin_err	 e;
 
-	memset(out, 0, sizeof(*out));
-	if (fin_jwt_verify(ctx->cfg, token, (int64_t)time(NULL), &c) != FIN_OK)
-		return FIN_E_UNAUTHORIZED;
-	snprintf(out->user_id, sizeof(out->user_id), "%s", c.sub);
-	snprintf(out->session_id, sizeof(out->session_id), "%s", c.sid);
-
-	redis_ok = mirror_check(ctx, out, &alive, &touch);
-	if (!alive) {
-		p[0] = out->session_id;
-		p[1] = out->user_id;
-		e = Fin_db_exec(ctx, &stmt_alive, p, &res);
-		if (e != FIN_OK)
-			return e;
-		alive = PQntuples(res) == 1;
-		PQclear(res);
-		if (!alive)
-			return FIN_E_UNAUTHORIZED;
-		if (redis_ok)
-			mirror_set(ctx, out);
-		else
-			touch = false;	/* without Redis, no write per request */
-	}
-	if (touch) {
-		p[0] = out->session_id;
-		if (Fin_db_exec(ctx, &stmt_touch, p, &res) == FIN_OK)
-			PQclear(res);
-	}
+	*alive = false;
+	if ((e = Fin_db_exec(ctx, &stmt_alive, p, &res)) != FIN_OK)
+		return e;
+	*alive = PQntuples(res) == 1;
+	PQclear(res);
 	return FIN_OK;
+}
+
+void
+Fin_session_touch(struct fin_ctx *ctx, const char *session_id)
+{
+	const char	*p[1] = { session_id };
+	PGresult	*res;
+
+	if (Fin_db_exec(ctx, &stmt_touch, p, &res) == FIN_OK)
+		PQclear(res);
 }
 
 /* ------------------------------------------------------------------ */

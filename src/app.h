@@ -43,6 +43,9 @@ enum method {
 #define R_TOKENS	0x0008	/* response carries tokens: Cache-Control: no-store */
 #define R_ROOT		0x0020	/* pattern matches the whole path, not /api/v1/... */
 #define R_TEST_ONLY	0x0040	/* exists only when FINANCE_ENV=test (404 otherwise) */
+#define R_RL_SIGNUP	0x0080	/* signup limit per client IP */
+#define R_RL_LOGIN	0x0100	/* login limits per client IP and per email */
+#define R_NO_RL		0x0200	/* no rate limit (health checks of load balancers) */
 
 struct request;
 typedef enum fin_err handler_fn(struct request *);
@@ -190,6 +193,11 @@ handler_fn	 h_txn_update;
 handler_fn	 h_txn_delete;
 handler_fn	 h_txn_restore;
 handler_fn	 h_txn_summary;
+handler_fn	 h_flags;
+handler_fn	 h_admin_flags_list;
+handler_fn	 h_admin_flag_put;
+handler_fn	 h_admin_audit;
+handler_fn	 h_admin_user_restore;
 
 /* Body specs (routes.c) */
 extern const struct fin_field signup_spec[];
@@ -199,5 +207,6 @@ extern const struct fin_field password_spec[];
 extern const struct fin_field delete_me_spec[];
 extern const struct fin_field txn_create_spec[];
 extern const struct fin_field txn_update_spec[];
+extern const struct fin_field flag_spec[];
 
 #endif /* FIN_APP_H */

@@ -1,7 +1,8 @@
 /*
  * The ordered steps every request goes through before its handler, in one
  * place (as Redis's processCommand): API version, body size, route (404 /
- * 405 with Allow), CORS, authentication, body validation, handler, then the
+ * 405 with Allow), CORS, rate limits and authentication (one Redis round
+ * trip), body validation, the login email limit, handler, then the
  * response and one access-log line.  A step that fails stores the error
  * response and the rest are skipped.
  */
@@ -125,34 +126,122 @@ step_route(struct request *req, bool root)
 	return FIN_E_METHOD_NOT_ALLOWED;
 }
 
-/*
- * Bearer authentication for R_AUTH and R_ADMIN routes: a valid, unexpired
- * access token whose session is alive.  Every failure is the same 401.
- */
-static enum fin_err
-step_auth(struct request *req)
+/* The most constraining limit that was checked, for the RateLimit-* headers. */
+static void
+ratelimit_headers(struct request *req, const struct fin_gate_result *g)
+{
+	const struct fin_limit_result *best = NULL;
+	int		 k;
+
+	for (k = 0; k < FIN_LIMIT__MAX; k++) {
+		const struct fin_limit_result *l = &g->limits[k];
+
+		if (!l->checked)
+			continue;
+		if (best == NULL || (!l->allowed && best->allowed) ||
+		    (l->allowed == best->allowed && l->remaining < best->remaining))
+			best = l;
+	}
+	if (best == NULL)
+		return;
+	resp_header(req, "RateLimit-Limit",
+	    fin_arena_printf(req->arena, "%lld", (long long)best->limit));
+	resp_header(req, "RateLimit-Remaining",
+	    fin_arena_printf(req->arena, "%lld", (long long)best->remaining));
+	resp_header(req, "RateLimit-Reset",
+	    fin_arena_printf(req->arena, "%lld", (long long)best->reset));
+	if (!best->allowed)
+		resp_header(req, "Retry-After",
+		    fin_arena_printf(req->arena, "%lld", (long long)best->retry_after));
+}
+
+static const char *
+bearer(const struct request *req)
 {
 	const char	*h = req->authorization;
-	struct fin_user	 u;
-	enum fin_err	 e;
 
-	if ((req->route->flags & (R_AUTH | R_ADMIN)) == 0)
-		return FIN_OK;
 	if (strncasecmp(h, "Bearer ", 7) != 0)
-		return FIN_E_UNAUTHORIZED;
+		return "";
 	h += 7;
 	while (*h == ' ')
 		h++;
-	e = fin_auth_authenticate(req->ctx, h, &req->principal);
-	if (e != FIN_OK)
+	return h;
+}
+
+/*
+ * Rate limits and authentication in one Redis round trip (lib/gate.c):
+ * the client IP's limit on every route, the route's own limit class, and
+ * for R_AUTH/R_ADMIN routes a valid access token whose session is alive,
+ * then the per-user limit.  Every authentication failure is the same 401.
+ */
+static enum fin_err
+step_gate(struct request *req)
+{
+	struct fin_gate	 in;
+	struct fin_gate_result g;
+	struct fin_user	 u;
+	unsigned	 flags = req->route->flags;
+	enum fin_err	 e;
+
+	memset(&in, 0, sizeof(in));
+	in.ip = req->ip;
+	if ((flags & R_NO_RL) == 0)
+		in.limits |= 1u << FIN_LIMIT_IP;
+	if (flags & R_RL_SIGNUP)
+		in.limits |= 1u << FIN_LIMIT_SIGNUP_IP;
+	if (flags & R_RL_LOGIN)
+		in.limits |= 1u << FIN_LIMIT_LOGIN_IP;
+	if (flags & (R_AUTH | R_ADMIN)) {
+		in.token = bearer(req);
+		in.limits |= 1u << FIN_LIMIT_USER;
+	}
+	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
 		return e;
+	ratelimit_headers(req, &g);
+	if (g.denied == FIN_LIMIT_IP || g.denied == FIN_LIMIT_SIGNUP_IP ||
+	    g.denied == FIN_LIMIT_LOGIN_IP)
+		return FIN_E_RATE_LIMITED;
+	if (g.auth != FIN_OK)
+		return g.auth;
+	if (g.denied >= 0)
+		return FIN_E_RATE_LIMITED;
+	if ((flags & (R_AUTH | R_ADMIN)) == 0)
+		return FIN_OK;
+	req->principal = g.principal;
 	req->user_id = req->principal.user_id;
-	if ((req->route->flags & R_ADMIN) == 0)
+	if ((flags & R_ADMIN) == 0)
 		return FIN_OK;
 	/* Roles are read from PostgreSQL: a demotion takes effect at once. */
 	if ((e = fin_auth_me(req->ctx, &req->principal, &u)) != FIN_OK)
 		return e;
 	return strcmp(u.role, "admin") == 0 ? FIN_OK : FIN_E_FORBIDDEN;
+}
+
+/* The per-email login limit needs the validated email, so it runs last. */
+static enum fin_err
+step_login_email_limit(struct request *req)
+{
+	const struct fin_value *email;
+	struct fin_gate	 in;
+	struct fin_gate_result g;
+	enum fin_err	 e;
+
+	if ((req->route->flags & R_RL_LOGIN) == 0)
+		return FIN_OK;
+	email = request_field(req, "email");
+	if (email == NULL)
+		return FIN_OK;
+	memset(&in, 0, sizeof(in));
+	in.ip = req->ip;
+	in.email = email->s;
+	in.limits = 1u << FIN_LIMIT_LOGIN_EMAIL;
+	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
+		return e;
+	if (g.denied >= 0) {
+		ratelimit_headers(req, &g);
+		return FIN_E_RATE_LIMITED;
+	}
+	return FIN_OK;
 }
 
 static enum fin_err
@@ -224,9 +313,11 @@ pipeline_run(struct request *req)
 	if (e == FIN_OK)
 		e = step_route(req, root);
 	if (e == FIN_OK && !req->has_response)
-		e = step_auth(req);
+		e = step_gate(req);
 	if (e == FIN_OK && !req->has_response)
 		e = step_parse_body(req);
+	if (e == FIN_OK && !req->has_response)
+		e = step_login_email_limit(req);
 	if (e == FIN_OK && !req->has_response)
 		e = req->route->handler(req);
 	if (e != FIN_OK && !req->has_response)

@@ -57,14 +57,21 @@ const struct fin_field txn_update_spec[] = {
 	{ NULL,              0,              false,    0,   0,             false },
 };
 
+const struct fin_field flag_spec[] = {
+	{ "enabled",         FIN_F_BOOL,     true,     0,   0,             false },
+	{ "rollout_percent", FIN_F_INT64,    false,    0,   100,           false },
+	{ "description",     FIN_F_STRING,   false,    0,   500,           false },
+	{ NULL,              0,              false,    0,   0,             false },
+};
+
 const struct route routes[] = {
 	/* method     pattern                         handler                   flags                    body */
-	{ M_GET,      "/health",                      h_health,                 R_PUBLIC,                NULL },
-	{ M_GET,      "/ready",                       h_ready,                  R_PUBLIC,                NULL },
+	{ M_GET,      "/health",                      h_health,                 R_PUBLIC | R_NO_RL,      NULL },
+	{ M_GET,      "/ready",                       h_ready,                  R_PUBLIC | R_NO_RL,      NULL },
 	{ M_GET,      "/debug/sleep",                 h_debug_sleep,            R_PUBLIC | R_TEST_ONLY,  NULL },
 
-	{ M_POST,     "/auth/signup",                 h_auth_signup,            R_PUBLIC,                signup_spec },
-	{ M_POST,     "/auth/login",                  h_auth_login,             R_PUBLIC | R_TOKENS,     login_spec },
+	{ M_POST,     "/auth/signup",                 h_auth_signup,            R_PUBLIC | R_RL_SIGNUP,  signup_spec },
+	{ M_POST,     "/auth/login",                  h_auth_login,             R_PUBLIC | R_TOKENS | R_RL_LOGIN, login_spec },
 	{ M_POST,     "/auth/refresh",                h_auth_refresh,           R_PUBLIC | R_TOKENS,     refresh_spec },
 	{ M_POST,     "/auth/logout",                 h_auth_logout,            R_AUTH,                  NULL },
 	{ M_GET,      "/auth/me",                     h_auth_me,                R_AUTH,                  NULL },
@@ -84,6 +91,12 @@ const struct route routes[] = {
 	{ M_PATCH,    "/transactions/{id}",           h_txn_update,             R_AUTH,                  txn_update_spec },
 	{ M_DELETE,   "/transactions/{id}",           h_txn_delete,             R_AUTH,                  NULL },
 	{ M_POST,     "/transactions/{id}/restore",   h_txn_restore,            R_AUTH,                  NULL },
+
+	{ M_GET,      "/flags",                       h_flags,                  R_AUTH,                  NULL },
+	{ M_GET,      "/admin/flags",                 h_admin_flags_list,       R_ADMIN,                 NULL },
+	{ M_PUT,      "/admin/flags/{key}",           h_admin_flag_put,         R_ADMIN,                 flag_spec },
+	{ M_GET,      "/admin/audit",                 h_admin_audit,            R_ADMIN,                 NULL },
+	{ M_POST,     "/admin/users/{id}/restore",    h_admin_user_restore,     R_ADMIN,                 NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
