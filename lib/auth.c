@@ -221,6 +221,7 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 		PQclear(res);
 		/* Same cost as a wrong password: no email enumeration by timing. */
 		fin_password_verify_dummy(ctx->cfg, password);
+		fin_metric_inc(FIN_M_LOGIN_FAILURE);
 		e = audit_simple(ctx, client, NULL,
 		    "login_failure", "reason", "unknown_email");
 		if (e == FIN_OK && (e = fin_db_commit(ctx)) == FIN_OK)
@@ -235,6 +236,7 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 		PQclear(res);
 		fin_db_rollback(ctx);
 		*retry_after = locked_for;
+		fin_metric_inc(FIN_M_LOGIN_LOCKED);
 		return FIN_E_ACCOUNT_LOCKED;
 	}
 	e = fin_password_verify(ctx->cfg, PQgetvalue(res, 0, 5), password, &ok,
@@ -246,9 +248,11 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 	if (deleted) {
 		/* A deleted account answers like a wrong password, and stays quiet. */
 		fin_db_rollback(ctx);
+		fin_metric_inc(FIN_M_LOGIN_FAILURE);
 		return FIN_E_INVALID_CREDENTIALS;
 	}
 	if (!ok) {
+		fin_metric_inc(FIN_M_LOGIN_FAILURE);
 		if ((e = login_failed(ctx, client, user->id)) != FIN_OK)
 			goto fail_nores;
 		if ((e = fin_db_commit(ctx)) != FIN_OK)
@@ -269,6 +273,8 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 		goto fail_nores;
 	e = fin_db_commit(ctx);
 	sodium_memzero(newhash, sizeof(newhash));
+	if (e == FIN_OK)
+		fin_metric_inc(FIN_M_LOGIN_SUCCESS);
 	return e;
 fail:
 	PQclear(res);

@@ -70,6 +70,8 @@ static const struct setting settings[] = {
 	{ "SENTRY_DSN",             C_SECRET,  "",                             0, 0,            F(sentry_dsn),           "Sentry DSN for error reports (empty: off)" },
 	{ "RELEASE",                C_STR,     PACKAGE_VERSION,                0, 0,            F(release),              "release name sent with error reports" },
 	{ "ENVIRONMENT_NAME",       C_STR,     "production",                   0, 0,            F(environment_name),     "environment name sent with error reports" },
+	{ "PDF_FONT",               C_STR,     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0, 0, F(pdf_font), "TrueType font of PDF statements (fonts-dejavu-core); characters it lacks print as ?" },
+	{ "PDF_FONT_BOLD",          C_STR,     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0, 0, F(pdf_font_bold), "bold TrueType font of PDF statements" },
 };
 
 static const char *const env_names[FIN_ENV__MAX] = {

@@ -52,6 +52,7 @@ Fin_db_connect(struct fin_ctx *ctx)
 		n = strlen(msg);
 		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 			msg[--n] = '\0';
+		fin_metric_inc(FIN_M_DB_ERRORS);
 		fin_log(FIN_LOG_WARN, "db_connect_failed",
 		    "could not connect to postgresql: %s", msg);
 		drop(ctx);
@@ -80,12 +81,15 @@ map_failure(struct fin_ctx *ctx, const struct fin_stmt *stmt, PGresult *res)
 	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(ctx->last_sqlstate, sizeof(ctx->last_sqlstate), "%s",
 	    state != NULL ? state : "");
+	if (ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK)
+		fin_metric_inc(FIN_M_DB_ERRORS);
 	if (ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK ||
 	    (state != NULL && (strncmp(state, "08", 2) == 0 ||
 	    strncmp(state, "57P0", 4) == 0 || strcmp(state, "53300") == 0)))
 		return FIN_E_SERVICE_UNAVAILABLE;
 	if (state != NULL && strcmp(state, "23505") == 0)
 		return FIN_E_INTERNAL_ERROR;	/* caller checks unique violation */
+	fin_metric_inc(FIN_M_DB_ERRORS);
 	msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	fin_log(FIN_LOG_ERROR, "db_error", "could not run statement %s: %s (%s)",
 	    stmt->name, msg != NULL ? msg : "no result",

@@ -117,6 +117,8 @@ struct fin_config {
 	char		*sentry_dsn;
 	char		*release;
 	char		*environment_name;
+	char		*pdf_font;		/* TrueType file of PDF statements */
+	char		*pdf_font_bold;
 };
 
 /*
@@ -185,6 +187,7 @@ void		 fin_uuid_v4(char out[37]);
 bool		 fin_valid_uuid(const char *s);
 /* Milliseconds on CLOCK_MONOTONIC, for durations and timeouts. */
 int64_t		 fin_now_ms(void);
+int64_t		 fin_now_us(void);
 /* Formats t as RFC 3339 UTC with Z, seconds precision. */
 void		 fin_time_rfc3339(time_t t, char out[32]);
 
@@ -590,6 +593,115 @@ enum fin_err	 fin_admin_create(struct fin_ctx *, const struct fin_client *,
 /* Undoes a soft deletion; live is a no-op, unknown FIN_E_NOT_FOUND. */
 enum fin_err	 fin_admin_restore_user(struct fin_ctx *, const struct fin_client *,
 		    const char *admin_id, const char *user_id) FIN_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Exports (lib/export.c, export_csv.c, export_pdf.c, export_user.c)   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Exports are written through a callback, so that the library stays free
+ * of FastCGI: each call hands over up to 64 KiB; false means the bytes
+ * could not be delivered (the client went away) and the export stops.
+ * Nothing is written before the export knows it can start, so an error
+ * returned with no call made can still become a JSON error response;
+ * after the first call, an error means the body is cut short, always at
+ * a row boundary.  Each export writes an "export" audit event before its
+ * last chunk.
+ */
+typedef bool	 fin_write_fn(void *arg, const char *buf, size_t len);
+
+/*
+ * RFC 4180 CSV of the user's live transactions, oldest first, within the
+ * optional dates from..to (inclusive): a header row, CRLF line ends,
+ * UTF-8; columns id, occurred_on, amount (decimal in the currency's minor
+ * units: "-12.50"), amount_minor (the integer), currency, category,
+ * description, created_at.  FIN_E_VALIDATION_ERROR for a malformed date.
+ */
+enum fin_err	 fin_export_csv(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const char *from, const char *to,
+		    fin_write_fn *write, void *arg) FIN_WUR;
+
+/*
+ * A PDF statement of the same rows (libharu): holder, period, a table
+ * with the amounts, totals per currency, "Page n of m".  The document is
+ * built in memory before the first byte is written, so every error comes
+ * before the body; FIN_E_VALIDATION_ERROR when the period holds more than
+ * FIN_PDF_ROWS_MAX transactions.
+ */
+#define FIN_PDF_ROWS_MAX	50000
+enum fin_err	 fin_export_pdf(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const char *from, const char *to,
+		    fin_write_fn *write, void *arg) FIN_WUR;
+/* The pdf_export feature flag, for this user. */
+bool		 fin_export_pdf_enabled(struct fin_ctx *, const char *user_id);
+
+/*
+ * Everything held about the user (GDPR art. 15 and 20) as one JSON
+ * document, {generated_at, user, sessions, transactions (deleted ones
+ * too), audit, idempotency_keys}, written row by row.
+ */
+enum fin_err	 fin_export_user(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, fin_write_fn *write, void *arg) FIN_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Metrics shared by all workers (lib/metrics.c)                       */
+/* ------------------------------------------------------------------ */
+
+#define FIN_METRICS_ROUTES	64	/* route slots; 0 counts unmatched paths */
+#define FIN_METRICS_METHODS	8	/* the last one counts unknown methods */
+#define FIN_METRICS_STATUSES	20
+#define FIN_METRICS_BUCKETS	12
+#define FIN_METRICS_SLOTS	128	/* workers alive at once, for crash records */
+
+enum fin_metric {
+	FIN_M_WORKER_RESTARTS,
+	FIN_M_DB_ERRORS,
+	FIN_M_REDIS_ERRORS,
+	FIN_M_RATE_LIMITED,
+	FIN_M_RATELIMIT_FAIL_OPEN,
+	FIN_M_LOGIN_SUCCESS,
+	FIN_M_LOGIN_FAILURE,
+	FIN_M_LOGIN_LOCKED,
+	FIN_M__MAX
+};
+
+/* Master: creates the shared region; returns its fd (inherited) or -1. */
+int		 fin_metrics_create(void);
+/* Worker: maps the region the master created. */
+bool		 fin_metrics_attach(int fd);
+bool		 fin_metrics_attached(void);
+void		 fin_metric_inc(enum fin_metric);
+void		 fin_metrics_request(size_t route, size_t method, int status,
+		    int64_t duration_us);
+/* Marks what this worker is serving, for the master's crash report. */
+void		 fin_metrics_request_begin(const char *request_id, const char *route);
+void		 fin_metrics_request_end(void);
+/* Master, after a worker died: what it was serving; frees its slot. */
+bool		 fin_metrics_crash_record(int pid, char request_id[65], char route[64]);
+/* The Prometheus text format, through write. */
+enum fin_err	 fin_metrics_render(const char *const *routes, size_t nroutes,
+		    const char *const *methods, size_t nmethods,
+		    fin_write_fn *write, void *arg) FIN_WUR;
+
+/* ------------------------------------------------------------------ */
+/* Error reports to Sentry (lib/sentry.c)                              */
+/* ------------------------------------------------------------------ */
+
+struct fin_sentry_event {
+	const char	*level;		/* "error" or "fatal" */
+	const char	*message;
+	const char	*route;		/* may be NULL */
+	const char	*request_id;	/* may be NULL */
+	const char	*user_id;	/* may be NULL */
+};
+
+/*
+ * Sends one event to SENTRY_DSN's envelope endpoint, with a 2 s timeout.
+ * Call it only after the response is finished.  Never carries a password,
+ * token, cookie or body: only the fields above.  No-op without a DSN.
+ */
+enum fin_err	 fin_sentry_capture(const struct fin_config *,
+		    const struct fin_sentry_event *) FIN_WUR;
 
 /* -- end of public API -- */
 

@@ -212,6 +212,8 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 	if (n > 0 && !redis_ok) {
 		out->limits_failed_open = in->limits != 0;
 		if (out->limits_failed_open)
+			fin_metric_inc(FIN_M_RATELIMIT_FAIL_OPEN);
+		if (out->limits_failed_open)
 			fin_log(FIN_LOG_WARN, "ratelimit_fail_open",
 			    "could not check rate limits: redis unavailable");
 	}

@@ -182,4 +182,95 @@ enum fin_err	 Fin_txn_insert(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const struct fin_txn_input *,
 		    struct json_object **out) FIN_WUR;
 
+/* ------------------------------------------------------------------ */
+/* Exports (lib/export.c, export_csv.c, export_pdf.c, pdf_text.c,      */
+/* export_user.c)                                                      */
+/* ------------------------------------------------------------------ */
+
+#define FIN_EXPORT_CHUNK	(64 * 1024)	/* bytes handed to the callback at once */
+#define FIN_EXPORT_BATCH	1000		/* rows per keyset statement */
+
+/*
+ * The bytes of an export on their way out: appended whole, handed to the
+ * caller's write callback FIN_EXPORT_CHUNK bytes at a time.  After the
+ * callback refuses once (the client went away) every call is false.
+ * The buffer is malloc'd by Fin_chunk_init and freed by Fin_chunk_free.
+ */
+struct fin_chunk {
+	fin_write_fn	*write;
+	void		*arg;
+	char		*buf;
+	size_t		 len;
+	uint64_t	 sent;		/* bytes the callback took */
+	bool		 failed;
+};
+
+bool		 Fin_chunk_init(struct fin_chunk *, fin_write_fn *, void *arg);
+void		 Fin_chunk_free(struct fin_chunk *);
+bool		 Fin_chunk_put(struct fin_chunk *, const char *, size_t);
+bool		 Fin_chunk_puts(struct fin_chunk *, const char *);
+bool		 Fin_chunk_flush(struct fin_chunk *);
+
+/* Columns of the rows Fin_export_txns hands out (0-8 as Fin_txn_row_json). */
+enum fin_export_col {
+	FIN_XC_ID,
+	FIN_XC_AMOUNT,
+	FIN_XC_CURRENCY,
+	FIN_XC_DESCRIPTION,
+	FIN_XC_CATEGORY,
+	FIN_XC_OCCURRED_ON,
+	FIN_XC_CREATED_AT,
+	FIN_XC_UPDATED_AT,
+	FIN_XC_DELETED_AT,
+	FIN_XC_KEY_TS		/* created_at with microseconds, for the keyset */
+};
+
+typedef enum fin_err fin_export_row_fn(void *arg, PGresult *, int row);
+
+/* BEGIN; REPEATABLE READ, READ ONLY.  End it with fin_db_commit/rollback. */
+enum fin_err	 Fin_export_snapshot(struct fin_ctx *) FIN_WUR;
+enum fin_err	 Fin_export_txns(struct fin_ctx *, const char *user_id,
+		    const char *from, const char *to, bool with_deleted,
+		    fin_export_row_fn *, void *arg, int64_t *rows) FIN_WUR;
+bool		 Fin_amount_decimal(int64_t minor, int units, char *out,
+		    size_t outsz);
+int		 Fin_export_minor_units(const char *currency);
+/* extra (may be NULL) is consumed. */
+enum fin_err	 Fin_export_audit(struct fin_ctx *, const struct fin_client *,
+		    const char *user_id, const char *format, const char *from,
+		    const char *to, int64_t rows, bool complete,
+		    struct json_object *extra) FIN_WUR;
+void		 Fin_export_audit_partial(struct fin_ctx *,
+		    const struct fin_client *, const char *user_id,
+		    const char *format, const char *from, const char *to,
+		    int64_t rows);
+
+/* One CSV field (RFC 4180), formula-neutralised when text (export_csv.c). */
+#define FIN_CSV_FIELD_SIZE(n)	(2 * (n) + 4)	/* always enough for n bytes in */
+bool		 Fin_csv_field(const char *in, bool text, char *out,
+		    size_t outsz);
+
+/*
+ * Which characters of the Basic Multilingual Plane a TrueType font has
+ * glyphs for, read from its (3,1) format 4 cmap: the table libharu itself
+ * maps text with (pdf_text.c).
+ */
+#define FIN_GLYPHS_BMP	65536
+struct fin_glyphs {
+	uint8_t		 bits[FIN_GLYPHS_BMP / 8];
+};
+
+bool		 Fin_glyphs_load(const char *ttf_path, struct fin_glyphs *out,
+		    char *why, size_t whysz);
+bool		 Fin_glyphs_has(const struct fin_glyphs *, uint32_t cp);
+void		 Fin_glyphs_add(struct fin_glyphs *, uint32_t cp);
+/* Text the font can draw: see pdf_text.c.  out needs strlen(in) + 1. */
+bool		 Fin_pdf_text_safe(const struct fin_glyphs *, const char *in,
+		    char *out, size_t outsz);
+/* Width of a character in points, for Fin_pdf_fit. */
+typedef float	 fin_glyph_width_fn(void *arg, uint32_t cp);
+size_t		 Fin_pdf_fit(const char *s, float maxw, float ellipsis_w,
+		    fin_glyph_width_fn *, void *arg, bool *cut);
+float		 Fin_pdf_width(const char *s, fin_glyph_width_fn *, void *arg);
+
 #endif /* FIN_INTERNAL_H */

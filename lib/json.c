@@ -76,6 +76,9 @@ fin_json_parse_object(struct fin_arena *a, const char *body, size_t len,
 	*out = NULL;
 	if (body == NULL || len == 0 || len > INT32_MAX)
 		return FIN_E_INVALID_JSON;
+	/* JSON text is UTF-8 (RFC 8259): json-c lets overlong forms through. */
+	if (!fin_utf8_valid(body, len))
+		return FIN_E_INVALID_JSON;
 	tok = json_tokener_new_ex(FIN_JSON_MAX_DEPTH);
 	if (tok == NULL)
 		return FIN_E_INTERNAL_ERROR;

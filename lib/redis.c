@@ -90,6 +90,7 @@ parse_url(const char *url, struct redis_url *u)
 static void
 drop(struct fin_ctx *ctx)
 {
+	fin_metric_inc(FIN_M_REDIS_ERRORS);
 	if (ctx->redis != NULL)
 		redisFree(ctx->redis);
 	ctx->redis = NULL;

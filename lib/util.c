@@ -82,6 +82,15 @@ fin_now_ms(void)
 }
 
 int64_t
+fin_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 Fin_wall_ms(void)
 {
 	struct timespec ts;

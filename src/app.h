@@ -75,7 +75,7 @@ struct request {
 	struct fin_ctx	*ctx;
 	const struct fin_config *cfg;
 	FCGX_Request	*fcgx;
-	int64_t		 started_ms;
+	int64_t		 started_us;
 
 	/* From the CGI environment. */
 	enum method	 method;		/* M__MAX when unknown */
@@ -117,6 +117,7 @@ struct request {
 	struct json_object *resp_body;		/* NULL: no body */
 	bool		 responded;		/* headers already on the wire */
 	bool		 has_response;
+	enum fin_err	 error;			/* what http_error() last wrote */
 };
 
 /* request.c */
@@ -175,6 +176,7 @@ int		 worker_main(int listen_fd);
 handler_fn	 h_health;
 handler_fn	 h_ready;
 handler_fn	 h_debug_sleep;
+handler_fn	 h_metrics;
 handler_fn	 h_auth_signup;
 handler_fn	 h_auth_login;
 handler_fn	 h_auth_refresh;
@@ -193,6 +195,9 @@ handler_fn	 h_txn_update;
 handler_fn	 h_txn_delete;
 handler_fn	 h_txn_restore;
 handler_fn	 h_txn_summary;
+handler_fn	 h_export_csv;
+handler_fn	 h_export_pdf;
+handler_fn	 h_export_me;
 handler_fn	 h_flags;
 handler_fn	 h_admin_flags_list;
 handler_fn	 h_admin_flag_put;

@@ -55,6 +55,38 @@ h_ready(struct request *req)
 	return FIN_E_SERVICE_UNAVAILABLE;
 }
 
+static bool
+write_stream(void *arg, const char *buf, size_t len)
+{
+	return resp_stream_write(arg, buf, len);
+}
+
+/*
+ * Prometheus metrics summed over all workers.  nginx serves this path to
+ * loopback only (deploy/nginx.conf).
+ */
+enum fin_err
+h_metrics(struct request *req)
+{
+	const char	*names[FIN_METRICS_ROUTES];
+	const char	*methods[FIN_METRICS_METHODS];
+	size_t		 i, n;
+
+	names[0] = "unmatched";
+	for (i = 0, n = 1; i < nroutes && n < FIN_METRICS_ROUTES; i++)
+		names[n++] = routes[i].pattern;
+	for (i = 0; i < FIN_METRICS_METHODS; i++)
+		methods[i] = i < M__MAX ? method_name((enum method)i) : "OTHER";
+	if (!fin_metrics_attached())
+		return FIN_E_SERVICE_UNAVAILABLE;
+	if (!resp_stream_begin(req, 200, "text/plain; version=0.0.4; charset=utf-8"))
+		return FIN_OK;
+	if (fin_metrics_render(names, n, methods, FIN_METRICS_METHODS,
+	    write_stream, req) != FIN_OK)
+		fin_log(FIN_LOG_WARN, "metrics", "could not render metrics");
+	return FIN_OK;
+}
+
 /*
  * A request that takes ?ms= milliseconds (at most 10 s): lets the
  * end-to-end tests hold a request in flight across SIGTERM and SIGHUP.

@@ -43,8 +43,8 @@ struct master {
 	int		 nworkers;
 	int64_t		 shutdown_timeout;
 	struct slot	 slots[MAX_WORKERS];
-	int64_t		 restarts;
 	bool		 stop_requested;	/* SIGTERM seen during a reload */
+	struct fin_config *cfg;
 };
 
 static void
@@ -108,6 +108,33 @@ log_exit(pid_t pid, int status, bool expected)
 		    WEXITSTATUS(status));
 }
 
+/*
+ * A worker died on its own: count it and, with a DSN, report it with the
+ * request it was serving (read from its slot in the shared region).
+ */
+static void
+report_death(struct master *m, pid_t pid, int status)
+{
+	struct fin_sentry_event ev;
+	char		 rid[65], route[64], msg[160];
+	bool		 busy;
+
+	fin_metric_inc(FIN_M_WORKER_RESTARTS);
+	busy = fin_metrics_crash_record((int)pid, rid, route);
+	if (!WIFSIGNALED(status) || m->cfg->sentry_dsn[0] == '\0')
+		return;
+	snprintf(msg, sizeof(msg), "worker %d killed by signal %d (%s)%s",
+	    (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+	    busy ? " while serving a request" : "");
+	ev.level = "fatal";
+	ev.message = msg;
+	ev.route = busy ? route : NULL;
+	ev.request_id = busy ? rid : NULL;
+	ev.user_id = NULL;
+	if (fin_sentry_capture(m->cfg, &ev) != FIN_OK)
+		fin_log(FIN_LOG_WARN, "sentry", "crash report not sent");
+}
+
 /* Reaps every dead child; unexpected deaths are scheduled for respawn. */
 static void
 reap(struct master *m, bool stopping)
@@ -123,10 +150,13 @@ reap(struct master *m, bool stopping)
 		log_exit(pid, status, stopping || s->retiring);
 		s->pid = 0;
 		if (stopping || s->retiring) {
+			char rid[65], route[64];
+
+			(void)fin_metrics_crash_record((int)pid, rid, route);
 			s->respawn_at_ms = -1;
 			continue;
 		}
-		m->restarts++;
+		report_death(m, pid, status);
 		if (fin_now_ms() - s->started_ms < QUICK_DEATH_MS)
 			s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
 		else
@@ -304,7 +334,7 @@ main(int argc, char *argv[])
 	if (m.nworkers > MAX_WORKERS - 1)
 		m.nworkers = MAX_WORKERS - 1;
 	m.shutdown_timeout = cfg->shutdown_timeout;
-	fin_config_free(cfg);
+	m.cfg = cfg;		/* kept for the master's life: Sentry reports */
 	n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1);
 	if (n <= 0) {
 		fprintf(stderr, "finance-fcgi: could not find own executable\n");
@@ -321,6 +351,17 @@ main(int argc, char *argv[])
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Shared counters: workers find the fd in their environment. */
+	i = fin_metrics_create();
+	if (i < 0)
+		fin_log(FIN_LOG_WARN, "metrics", "could not create the metrics "
+		    "region: %s", strerror(errno));
+	else {
+		char fd[16];
+
+		snprintf(fd, sizeof(fd), "%d", i);
+		setenv("FINANCE_METRICS_FD", fd, 1);
+	}
 	fin_log(FIN_LOG_INFO, "master_start", "starting %d workers", m.nworkers);
 	for (i = 0; i < m.nworkers; i++)
 		(void)spawn(&m, &m.slots[i]);
@@ -334,6 +375,7 @@ main(int argc, char *argv[])
 			    "requests in flight");
 			stop_all(&m, &set);
 			fin_log(FIN_LOG_INFO, "master_exit", "all workers stopped");
+			fin_config_free(m.cfg);
 			return 0;
 		}
 		if (sig == SIGHUP) {

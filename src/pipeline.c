@@ -14,6 +14,8 @@
 
 #define API_PREFIX	"/api/"
 
+_Static_assert(M__MAX < FIN_METRICS_METHODS, "one metrics slot per method, plus unknown");
+
 /*
  * Splits /api/vN/rest into the version and rest.  Anything that does not
  * start /api/vN is not ours (404); a version other than 1 is
@@ -279,9 +281,17 @@ static void
 log_access(struct request *req)
 {
 	struct json_object *f;
-	int64_t		 ms;
+	int64_t		 us, ms;
+	size_t		 route;
 
-	ms = fin_now_ms() - req->started_ms;
+	us = fin_now_us() - req->started_us;
+	ms = us / 1000;
+	/* Slot 0 counts requests that matched no route. */
+	route = req->route != NULL ? (size_t)(req->route - routes) + 1 : 0;
+	fin_metrics_request(route, req->method < M__MAX ? (size_t)req->method :
+	    FIN_METRICS_METHODS - 1, req->status, us);
+	if (req->status == 429)
+		fin_metric_inc(FIN_M_RATE_LIMITED);
 	f = json_object_new_object();
 	if (f == NULL)
 		return;

@@ -96,6 +96,7 @@ http_error(struct request *req, enum fin_err e, struct json_object *fields,
 {
 	struct json_object *o;
 
+	req->error = e;
 	o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(
 	    message != NULL ? message : fin_err_message(e)));

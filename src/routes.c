@@ -69,6 +69,7 @@ const struct route routes[] = {
 	{ M_GET,      "/health",                      h_health,                 R_PUBLIC | R_NO_RL,      NULL },
 	{ M_GET,      "/ready",                       h_ready,                  R_PUBLIC | R_NO_RL,      NULL },
 	{ M_GET,      "/debug/sleep",                 h_debug_sleep,            R_PUBLIC | R_TEST_ONLY,  NULL },
+	{ M_GET,      "/metrics",                     h_metrics,                R_PUBLIC | R_NO_RL | R_ROOT, NULL },
 
 	{ M_POST,     "/auth/signup",                 h_auth_signup,            R_PUBLIC | R_RL_SIGNUP,  signup_spec },
 	{ M_POST,     "/auth/login",                  h_auth_login,             R_PUBLIC | R_TOKENS | R_RL_LOGIN, login_spec },
@@ -91,6 +92,10 @@ const struct route routes[] = {
 	{ M_PATCH,    "/transactions/{id}",           h_txn_update,             R_AUTH,                  txn_update_spec },
 	{ M_DELETE,   "/transactions/{id}",           h_txn_delete,             R_AUTH,                  NULL },
 	{ M_POST,     "/transactions/{id}/restore",   h_txn_restore,            R_AUTH,                  NULL },
+
+	{ M_GET,      "/export/transactions.csv",     h_export_csv,             R_AUTH,                  NULL },
+	{ M_GET,      "/export/transactions.pdf",     h_export_pdf,             R_AUTH,                  NULL },
+	{ M_GET,      "/export/me",                   h_export_me,              R_AUTH,                  NULL },
 
 	{ M_GET,      "/flags",                       h_flags,                  R_AUTH,                  NULL },
 	{ M_GET,      "/admin/flags",                 h_admin_flags_list,       R_ADMIN,                 NULL },

@@ -30,8 +30,49 @@ on_term(int sig)
 	stopping = 1;
 }
 
+/* What the worker reports to Sentry once the response is finished. */
+struct outcome {
+	int		 status;
+	enum fin_err	 error;
+	char		 request_id[65];
+	char		 route[64];
+	char		 user_id[37];
+};
+
 static void
-handle(FCGX_Request *f, struct fin_arena *arena)
+remember(const struct request *req, struct outcome *out)
+{
+	out->status = req->status;
+	out->error = req->error;
+	snprintf(out->request_id, sizeof(out->request_id), "%s", req->request_id);
+	snprintf(out->route, sizeof(out->route), "%s", req->route != NULL ?
+	    req->route->pattern : req->uri_path != NULL ? req->uri_path : "");
+	snprintf(out->user_id, sizeof(out->user_id), "%s",
+	    req->user_id != NULL ? req->user_id : "");
+}
+
+/* After the client has its answer: a 5xx goes to Sentry (if configured). */
+static void
+report(const struct outcome *o)
+{
+	struct fin_sentry_event ev;
+	char		 msg[160];
+
+	if (o->status < 500 || worker_cfg->sentry_dsn[0] == '\0')
+		return;
+	snprintf(msg, sizeof(msg), "%d %s on %s", o->status,
+	    fin_err_code(o->error), o->route);
+	ev.level = "error";
+	ev.message = msg;
+	ev.route = o->route;
+	ev.request_id = o->request_id;
+	ev.user_id = o->user_id[0] != '\0' ? o->user_id : NULL;
+	if (fin_sentry_capture(worker_cfg, &ev) != FIN_OK)
+		fin_log(FIN_LOG_WARN, "sentry", "error report not sent");
+}
+
+static void
+handle(FCGX_Request *f, struct fin_arena *arena, struct outcome *out)
 {
 	struct request	 req;
 	enum fin_err	 e;
@@ -40,7 +81,7 @@ handle(FCGX_Request *f, struct fin_arena *arena)
 	req.arena = arena;
 	req.ctx = worker_ctx;
 	req.cfg = worker_cfg;
-	req.started_ms = fin_now_ms();
+	req.started_us = fin_now_us();
 	e = request_read(&req, f);
 	if (e != FIN_OK) {
 		if (req.uri_path == NULL)
@@ -54,9 +95,12 @@ handle(FCGX_Request *f, struct fin_arena *arena)
 		http_error(&req, e, NULL, e == FIN_E_VALIDATION_ERROR ?
 		    "The query string is malformed." : NULL);
 		response_finish(&req);
+		remember(&req, out);
 		return;
 	}
+	fin_metrics_request_begin(req.request_id, req.uri_path);
 	pipeline_run(&req);
+	remember(&req, out);
 }
 
 int
@@ -66,6 +110,9 @@ worker_main(int listen_fd)
 	struct fin_arena *arena;
 	struct sigaction sa;
 	FCGX_Request	 f;
+	struct outcome	 outcome;
+	const char	*mfd;
+	int64_t		 fd;
 	char		 why[256];
 	int		 flags, rc;
 
@@ -75,6 +122,12 @@ worker_main(int listen_fd)
 		return 1;
 	}
 	fin_log_init(cfg->log_level, "worker");
+	/* The master's shared counters: metrics are summed over workers. */
+	mfd = getenv("FINANCE_METRICS_FD");
+	if (mfd != NULL && (!fin_parse_int64(mfd, 3, 65535, &fd) ||
+	    !fin_metrics_attach((int)fd)))
+		fin_log(FIN_LOG_WARN, "metrics", "could not attach metrics: "
+		    "/metrics will answer 503");
 	worker_cfg = cfg;
 	worker_ctx = fin_ctx_new(cfg);
 	arena = fin_arena_new(ARENA_MAX);
@@ -122,9 +175,11 @@ worker_main(int listen_fd)
 		rc = FCGX_Accept_r(&f);
 		if (rc < 0)
 			continue;
-		handle(&f, arena);
+		handle(&f, arena, &outcome);
 		FCGX_Finish_r(&f);
+		fin_metrics_request_end();
 		fin_arena_reset(arena);
+		report(&outcome);
 	}
 	FCGX_Free(&f, 1);
 	fin_log(FIN_LOG_INFO, "worker_exit", "worker stopped");

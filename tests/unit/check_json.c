@@ -44,6 +44,9 @@ START_TEST(test_json_refuses_malformed)
 	ck_assert_int_eq(parse("{\"a\":NaN}"), FIN_E_INVALID_JSON);
 	ck_assert_int_eq(parse("{\"a\":\"\xff\"}"), FIN_E_INVALID_JSON);
 	ck_assert_int_eq(parse("{\"a\":\"\xc3\"}"), FIN_E_INVALID_JSON);
+	/* Overlong '/', a surrogate, and a raw control byte. */
+	ck_assert_int_eq(parse("{\"a\":\"\xc0\xaf\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\xed\xa0\x80\"}"), FIN_E_INVALID_JSON);
 }
 END_TEST
 
