@@ -1,0 +1,134 @@
+/*
+ * Rate limits against a real Redis: two workers (two contexts) draw from
+ * one counter, the limit is exact, the window refills, and with Redis
+ * down the limits fail open.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "unit.h"
+
+static struct fin_config *cfg;
+
+static void
+setup(void)
+{
+	char	 why[256];
+
+	FIN_REQUIRE_ENV("REDIS_URL");
+	setenv("RATE_LIMIT_IP_PER_MIN", "5", 1);
+	setenv("RATE_LIMIT_IP_WINDOW", "2", 1);
+	cfg = fin_config_load(false, why, sizeof(why));
+	ck_assert_msg(cfg != NULL, "%s", why);
+}
+
+static void
+teardown(void)
+{
+	fin_config_free(cfg);
+}
+
+static bool
+allowed(struct fin_ctx *ctx, const char *ip, struct fin_gate_result *r)
+{
+	struct fin_gate	 in = { .ip = ip, .limits = 1u << FIN_LIMIT_IP };
+
+	ck_assert_int_eq(fin_gate_check(ctx, &in, r), FIN_OK);
+	ck_assert(r->limits[FIN_LIMIT_IP].checked);
+	return r->denied < 0;
+}
+
+START_TEST(test_gate_shared_counter_exact_limit)
+{
+	struct fin_ctx	*w1 = fin_ctx_new(cfg), *w2 = fin_ctx_new(cfg);
+	struct fin_gate_result r;
+	char		 ip[64];
+	int		 i, ok = 0;
+
+	snprintf(ip, sizeof(ip), "10.0.0.%d", (int)getpid() % 250);
+	for (i = 0; i < 10; i++)
+		ok += allowed(i % 2 ? w1 : w2, ip, &r);
+	ck_assert_int_eq(ok, 5);
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].limit, 5);
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].remaining, 0);
+	ck_assert_int_ge(r.limits[FIN_LIMIT_IP].retry_after, 1);
+	ck_assert_int_eq(r.denied, FIN_LIMIT_IP);
+	/* Another IP has its own counter. */
+	ck_assert(allowed(w1, "192.0.2.1", &r));
+	/* After the window, allowed again. */
+	sleep(2);
+	ck_assert(allowed(w2, ip, &r));
+	fin_ctx_free(w1);
+	fin_ctx_free(w2);
+}
+END_TEST
+
+START_TEST(test_gate_remaining_counts_down)
+{
+	struct fin_ctx	*w = fin_ctx_new(cfg);
+	struct fin_gate_result r;
+
+	ck_assert(allowed(w, "198.51.100.7", &r));
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].remaining, 4);
+	ck_assert(allowed(w, "198.51.100.7", &r));
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].remaining, 3);
+	fin_ctx_free(w);
+}
+END_TEST
+
+START_TEST(test_gate_fails_open_without_redis)
+{
+	struct fin_config *c;
+	struct fin_ctx	*w;
+	struct fin_gate_result r;
+	struct fin_gate	 in = { .ip = "203.0.113.1", .limits = 1u << FIN_LIMIT_IP };
+	char		 why[256];
+
+	setenv("REDIS_URL", "redis://127.0.0.1:1/0", 1);
+	c = fin_config_load(false, why, sizeof(why));
+	w = fin_ctx_new(c);
+	ck_assert_int_eq(fin_gate_check(w, &in, &r), FIN_OK);
+	ck_assert_int_eq(r.denied, -1);
+	ck_assert(r.limits_failed_open);
+	fin_ctx_free(w);
+	fin_config_free(c);
+}
+END_TEST
+
+START_TEST(test_gate_bad_tokens_unauthorized)
+{
+	struct fin_ctx	*w = fin_ctx_new(cfg);
+	struct fin_gate_result r;
+	struct fin_gate	 in = { .ip = "203.0.113.2", .token = "not.a.jwt" };
+
+	ck_assert_int_eq(fin_gate_check(w, &in, &r), FIN_OK);
+	ck_assert_int_eq(r.auth, FIN_E_UNAUTHORIZED);
+	in.token = "";
+	ck_assert_int_eq(fin_gate_check(w, &in, &r), FIN_OK);
+	ck_assert_int_eq(r.auth, FIN_E_UNAUTHORIZED);
+	fin_ctx_free(w);
+}
+END_TEST
+
+static Suite *
+gate_suite(void)
+{
+	Suite	*s = suite_create("gate");
+	TCase	*core = tcase_create("core");
+	TCase	*errors = tcase_create("errors");
+
+	tcase_add_checked_fixture(core, setup, teardown);
+	tcase_add_checked_fixture(errors, setup, teardown);
+	tcase_set_timeout(core, 20);
+	tcase_add_test(core, test_gate_shared_counter_exact_limit);
+	tcase_add_test(core, test_gate_remaining_counts_down);
+	tcase_add_test(errors, test_gate_fails_open_without_redis);
+	tcase_add_test(errors, test_gate_bad_tokens_unauthorized);
+	suite_add_tcase(s, core);
+	suite_add_tcase(s, errors);
+	return s;
+}
+
+FIN_CHECK_MAIN(gate_suite)
