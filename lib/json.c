@@ -46,12 +46,13 @@ count_tree_keys(struct json_object *o)
 	size_t	 n = 0, i, len;
 
 	switch (json_object_get_type(o)) {
-	case json_type_object:
+	case json_type_object: {
 		json_object_object_foreach(o, k, v) {
 			(void)k;
 			n += 1 + count_tree_keys(v);
 		}
 		return n;
+	}
 	case json_type_double:
 		/* json-c reads NaN and Infinity, which are not JSON. */
 		return isfinite(json_object_get_double(o)) ? 0 : SIZE_MAX / 2;

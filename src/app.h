@@ -122,6 +122,8 @@ struct request {
 
 /* request.c */
 enum fin_err	 request_read(struct request *, FCGX_Request *);
+bool		 query_parse(struct fin_arena *, const char *qs,
+		    struct query_param *out, size_t *n);
 const char	*request_query(const struct request *, const char *name);
 const char	*request_param(const struct request *, size_t i);
 const char	*method_name(enum method);

@@ -88,12 +88,17 @@ form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 	return true;
 }
 
-/* false when the query string is malformed or has too many parameters. */
-static bool
-parse_query(struct request *req)
+/*
+ * Splits and decodes a query string into at most MAX_QUERY_PARAMS pairs;
+ * false when it is malformed (a bad %XX, a %00) or has too many.
+ */
+bool
+query_parse(struct fin_arena *a, const char *qs, struct query_param *out,
+    size_t *n)
 {
-	const char	*p = req->query_string, *amp, *eq;
+	const char	*p = qs, *amp, *eq;
 
+	*n = 0;
 	while (*p != '\0') {
 		size_t	 len;
 
@@ -102,19 +107,19 @@ parse_query(struct request *req)
 		if (len > 0) {
 			struct query_param *q;
 
-			if (req->nquery == MAX_QUERY_PARAMS)
+			if (*n == MAX_QUERY_PARAMS)
 				return false;
-			q = &req->query[req->nquery];
+			q = &out[*n];
 			eq = memchr(p, '=', len);
 			if (eq == NULL) {
-				if (!form_decode(req->arena, p, len, &q->name))
+				if (!form_decode(a, p, len, &q->name))
 					return false;
 				q->value = "";
-			} else if (!form_decode(req->arena, p, (size_t)(eq - p), &q->name) ||
-			    !form_decode(req->arena, eq + 1, len - (size_t)(eq - p) - 1,
+			} else if (!form_decode(a, p, (size_t)(eq - p), &q->name) ||
+			    !form_decode(a, eq + 1, len - (size_t)(eq - p) - 1,
 			    &q->value))
 				return false;
-			req->nquery++;
+			(*n)++;
 		}
 		if (amp == NULL)
 			break;
@@ -281,7 +286,7 @@ request_read(struct request *req, FCGX_Request *f)
 	req->client.user_agent = req->user_agent;
 	req->client.request_id = req->request_id;
 	read_body(req, f);
-	if (!parse_query(req))
+	if (!query_parse(req->arena, req->query_string, req->query, &req->nquery))
 		return FIN_E_VALIDATION_ERROR;
 	return FIN_OK;
 }
