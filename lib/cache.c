@@ -3,7 +3,9 @@
  * every write bumps after it commits, so a read after a write has returned
  * never finds the old page on any worker; old generations simply expire.
  * Lookup and generation read are one round trip (a Lua script).  Redis
- * down: every call is a miss and a no-op, and PostgreSQL answers.
+ * down: every call is a miss and a no-op, and PostgreSQL answers.  Keys
+ * carry Redis's run_id, as the session mirror's do: a Redis restarted from
+ * an old snapshot starts with an empty cache instead of stale pages.
  */
 #include "setup.h"
 
@@ -15,7 +17,7 @@
 #include "internal.h"
 
 #define CACHE_TTL	"60"	/* seconds: bounds staleness if a bump is lost */
-#define KEY_MAX		192
+#define KEY_MAX		256
 
 /* Returns {generation, value or false} for KEYS[1] = the user's gen key. */
 static const char lookup_lua[] =
@@ -49,9 +51,15 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
 	enum fin_err	 e;
 
 	memset(out, 0, sizeof(*out));
+	/* Connect first: the keys need the run_id of this Redis process. */
+	if (!Fin_redis_available(ctx))
+		return FIN_E_SERVICE_UNAVAILABLE;
 	query_digest(kind, query, out->digest);
-	snprintf(genkey, sizeof(genkey), "fin:gen:%s", user_id);
-	snprintf(prefix, sizeof(prefix), "fin:c:%s:", user_id);
+	snprintf(genkey, sizeof(genkey), "fin:gen:%s:%s", ctx->redis_run_id,
+	    user_id);
+	snprintf(prefix, sizeof(prefix), "fin:c:%s:%s:", ctx->redis_run_id,
+	    user_id);
+	snprintf(out->run_id, sizeof(out->run_id), "%s", ctx->redis_run_id);
 	argv[0] = "EVAL";
 	argv[1] = lookup_lua;
 	argv[2] = "1";
@@ -86,8 +94,8 @@ fin_cache_put(struct fin_ctx *ctx, const char *user_id,
 	if (!entry->usable)
 		return;
 	/* Stored under the generation read before the query ran: never newer. */
-	snprintf(key, sizeof(key), "fin:c:%s:%s:%s", user_id, entry->generation,
-	    entry->digest);
+	snprintf(key, sizeof(key), "fin:c:%s:%s:%s:%s", entry->run_id, user_id,
+	    entry->generation, entry->digest);
 	argv[0] = "SET";
 	argv[1] = key;
 	argv[2] = body;
@@ -104,7 +112,13 @@ fin_cache_invalidate(struct fin_ctx *ctx, const char *user_id)
 	const char	*argv[2];
 	redisReply	*r;
 
-	snprintf(key, sizeof(key), "fin:gen:%s", user_id);
+	if (!Fin_redis_available(ctx)) {
+		fin_log(FIN_LOG_WARN, "cache_invalidate_failed", "could not bump "
+		    "the cache generation of user %s: entries expire in %s s",
+		    user_id, CACHE_TTL);
+		return;
+	}
+	snprintf(key, sizeof(key), "fin:gen:%s:%s", ctx->redis_run_id, user_id);
 	argv[0] = "INCR";
 	argv[1] = key;
 	if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK)

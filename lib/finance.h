@@ -550,6 +550,7 @@ enum fin_err	 fin_txn_summary(struct fin_ctx *, const char *user_id,
 /* ------------------------------------------------------------------ */
 
 struct fin_cache_entry {
+	char		 run_id[48];		/* of the Redis the generation came from */
 	char		 generation[24];
 	char		 digest[65];
 	bool		 usable;		/* Redis answered: a put may follow */

@@ -11,32 +11,75 @@
 
 #include "internal.h"
 
-/*
- * Counts the object keys written in the text: a string token followed,
- * after white space, by ':'.  Only called on text json-c accepted.
- */
-static size_t
-count_text_keys(const char *s, size_t len)
+/* The value of \uXXXX at s (after the backslash), or -1. */
+static long
+escape_value(const char *s, size_t left)
 {
-	size_t	 i, j, n = 0;
+	long	 v = 0;
+	size_t	 i;
+
+	if (left < 5 || s[0] != 'u')
+		return -1;
+	for (i = 1; i <= 4; i++) {
+		char	 c = s[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * Counts the object keys written in the text (a string token followed,
+ * after white space, by ':') and refuses lone UTF-16 surrogates in \u
+ * escapes, which json-c would quietly turn into U+FFFD.  Only called on
+ * text json-c accepted.
+ */
+static bool
+scan_text(const char *s, size_t len, size_t *keys)
+{
+	size_t	 i, j;
+	long	 u, lo;
 	bool	 in_string = false;
 
+	*keys = 0;
 	for (i = 0; i < len; i++) {
-		if (in_string) {
-			if (s[i] == '\\')
-				i++;
-			else if (s[i] == '"') {
-				in_string = false;
-				for (j = i + 1; j < len && (s[j] == ' ' ||
-				    s[j] == '\t' || s[j] == '\n' || s[j] == '\r'); j++)
-					;
-				if (j < len && s[j] == ':')
-					n++;
+		if (!in_string) {
+			if (s[i] == '"')
+				in_string = true;
+			continue;
+		}
+		if (s[i] == '\\') {
+			u = escape_value(s + i + 1, len - i - 1);
+			if (u >= 0xDC00 && u <= 0xDFFF)
+				return false;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				/* s[i] is the backslash; the pair's second
+				 * half starts six bytes on. */
+				lo = i + 7 < len && s[i + 6] == '\\' ?
+				    escape_value(s + i + 7, len - i - 7) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return false;
+				i += 6;
 			}
-		} else if (s[i] == '"')
-			in_string = true;
+			i++;
+		} else if (s[i] == '"') {
+			in_string = false;
+			for (j = i + 1; j < len && (s[j] == ' ' || s[j] == '\t' ||
+			    s[j] == '\n' || s[j] == '\r'); j++)
+				;
+			if (j < len && s[j] == ':')
+				(*keys)++;
+		}
 	}
-	return n;
+	return true;
 }
 
 /* Keys in the tree; a non-finite number counts as a huge mismatch. */
@@ -72,7 +115,7 @@ fin_json_parse_object(struct fin_arena *a, const char *body, size_t len,
 {
 	struct json_tokener	*tok;
 	struct json_object	*o;
-	size_t			 end;
+	size_t			 end, keys;
 
 	*out = NULL;
 	if (body == NULL || len == 0 || len > INT32_MAX)
@@ -109,7 +152,7 @@ fin_json_parse_object(struct fin_arena *a, const char *body, size_t len,
 			json_object_put(o);
 			return FIN_E_INVALID_JSON;
 		}
-	if (count_text_keys(body, len) != count_tree_keys(o)) {
+	if (!scan_text(body, len, &keys) || keys != count_tree_keys(o)) {
 		json_object_put(o);
 		return FIN_E_INVALID_JSON;
 	}

@@ -65,8 +65,10 @@ static const struct fin_stmt stmt_restore = {
 	"   AND ($3::date IS NULL OR occurred_on <= $3::date)" \
 	"   AND ($4::text IS NULL OR category = $4)" \
 	"   AND ($5::text IS NULL OR description ILIKE '%' || $5 || '%' ESCAPE '\\')"
+/* Qualified: a bare occurred_on would sort by the ::text output column. */
 #define LIST_ORDER \
-	" ORDER BY occurred_on DESC, created_at DESC, id DESC LIMIT $6"
+	" ORDER BY transactions.occurred_on DESC, transactions.created_at DESC," \
+	" transactions.id DESC LIMIT $6"
 #define LIST_AFTER \
 	"   AND (occurred_on, created_at, id) < ($7::date, $8::timestamptz, $9::uuid)"
 #define LIST_STMT(name, deleted, after, n) { name, \

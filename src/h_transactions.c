@@ -220,8 +220,11 @@ h_txn_list(struct request *req)
 		reply_json(req, 200, o);
 		return FIN_OK;
 	}
-	key = fin_arena_printf(req->arena, "%s\n%s\n%s\n%s\n%d\n%lld",
-	    q.from ? q.from : "", q.to ? q.to : "", q.category ? q.category : "-",
+	/* Length-prefixed parts: no two different queries share a key. */
+	key = fin_arena_printf(req->arena, "%s|%s|%zd:%s|%zd:%s|%d|%lld",
+	    q.from ? q.from : "", q.to ? q.to : "",
+	    q.category ? (ssize_t)strlen(q.category) : -1,
+	    q.category ? q.category : "", q.q ? (ssize_t)strlen(q.q) : -1,
 	    q.q ? q.q : "", (int)q.deleted, (long long)q.limit);
 	if (key == NULL)
 		return FIN_E_INTERNAL_ERROR;
@@ -249,7 +252,7 @@ h_txn_summary(struct request *req)
 
 	if ((e = date_range(req, &r.from, &r.to)) != FIN_OK)
 		return e;
-	key = fin_arena_printf(req->arena, "%s\n%s", r.from ? r.from : "",
+	key = fin_arena_printf(req->arena, "%s|%s", r.from ? r.from : "",
 	    r.to ? r.to : "");
 	if (key == NULL)
 		return FIN_E_INTERNAL_ERROR;

@@ -47,6 +47,12 @@ START_TEST(test_json_refuses_malformed)
 	/* Overlong '/', a surrogate, and a raw control byte. */
 	ck_assert_int_eq(parse("{\"a\":\"\xc0\xaf\"}"), FIN_E_INVALID_JSON);
 	ck_assert_int_eq(parse("{\"a\":\"\xed\xa0\x80\"}"), FIN_E_INVALID_JSON);
+	/* Lone surrogates in escapes; a proper pair is fine. */
+	ck_assert_int_eq(parse("{\"a\":\"\\ud800\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\\udc00x\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\\ud800\\u0041\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\\ud83c\\udf89\"}"), FIN_OK);
+	ck_assert_int_eq(parse("{\"a\\\"b\":\"\\\\\"}"), FIN_OK);
 }
 END_TEST
 
