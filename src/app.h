@@ -109,6 +109,7 @@ struct request {
 	const char	*user_id;		/* NULL: anonymous */
 	struct fin_principal principal;
 	struct fin_client client;
+	struct fin_gate_result gate;		/* the limits checked so far */
 
 	/* The response, written by response_finish() or streamed. */
 	int		 status;

@@ -199,6 +199,7 @@ step_gate(struct request *req)
 	}
 	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
 		return e;
+	req->gate = g;
 	ratelimit_headers(req, &g);
 	if (g.denied == FIN_LIMIT_IP || g.denied == FIN_LIMIT_SIGNUP_IP ||
 	    g.denied == FIN_LIMIT_LOGIN_IP)
@@ -239,11 +240,10 @@ step_login_email_limit(struct request *req)
 	in.limits = 1u << FIN_LIMIT_LOGIN_EMAIL;
 	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
 		return e;
-	if (g.denied >= 0) {
-		ratelimit_headers(req, &g);
-		return FIN_E_RATE_LIMITED;
-	}
-	return FIN_OK;
+	/* The headers describe the tightest of all the limits checked. */
+	req->gate.limits[FIN_LIMIT_LOGIN_EMAIL] = g.limits[FIN_LIMIT_LOGIN_EMAIL];
+	ratelimit_headers(req, &req->gate);
+	return g.denied >= 0 ? FIN_E_RATE_LIMITED : FIN_OK;
 }
 
 static enum fin_err
