@@ -35,6 +35,7 @@ n=0
 failed=0
 bg=()
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	local rc=$? p
 	trap - EXIT INT TERM
@@ -183,6 +184,7 @@ check "nginx answers a non-API path with a JSON 404" \
     eval '[ "$code" = 404 ] && body_has "\"code\": \"NOT_FOUND\"" && body_has "\"request_id\": \"faults-404\"" && [ "$(header X-Request-Id)" = faults-404 ]'
 head -c 1100000 /dev/zero | tr '\0' 'a' >"$dir/big.json"
 req /api/v1/health -X POST -H 'Content-Type: application/json' --data-binary @"$dir/big.json"
+# shellcheck disable=SC2034 # used inside eval
 uuid4='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 check "nginx answers a body over 1 MiB with a JSON 413 and a UUID v4 request id" \
     eval '[ "$code" = 413 ] && body_has "\"code\": \"PAYLOAD_TOO_LARGE\"" && header Content-Type | grep -q "^application/json" && header X-Request-Id | grep -Eq "$uuid4"'

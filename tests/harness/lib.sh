@@ -14,12 +14,10 @@
 #   run/            pid files (redis.pid master.pid nginx.pid), master.status
 #   finance.sock    the workers' FastCGI socket
 #
-# Functions print what went wrong on stderr and return non-zero; callers
-# decide whether that ends the script (call them as `fin_x ... || exit 1`:
-# under set -e a bare call would end it at the first failing test inside).
-# They need top_srcdir (for
-# deploy/ and db/migrations) and top_builddir (for src/finance-fcgi and
-# src/finance-migrate); both default to places relative to this file.
+# Functions print what went wrong on stderr and return non-zero; the caller
+# decides what that means (`fin_x ... || exit 1`).  They need top_srcdir
+# (for deploy/ and db/migrations) and top_builddir (for src/finance-fcgi
+# and src/finance-migrate); both default to places relative to this file.
 
 FIN_PROG=${FIN_PROG:-$(basename "$0")}
 fin_harness_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -47,7 +45,9 @@ top_builddir=$(cd "$top_builddir" && pwd -P)
 export top_srcdir top_builddir
 
 # Fixed test secrets (32+ bytes): tests may sign and check tokens with them.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 FIN_TEST_JWT_SECRET=test-jwt-secret-0123456789abcdef0123456789abcdef
+# shellcheck disable=SC2034
 FIN_TEST_REFRESH_SECRET=test-refresh-secret-0123456789abcdef0123456789ab
 
 # -------------------------------------------------------------- processes
@@ -317,8 +317,8 @@ fin_pg_down() {
 # fin_pg_up_anyport DIR MODE: fin_pg_up on a free port, with a new port
 # when another process took it first; sets PG_PORT.
 fin_pg_up_anyport() {
-	local try
-	for try in 1 2 3; do
+	local _
+	for _ in 1 2 3; do
 		fin_free_port PG_PORT || return 1
 		fin_pg_up "$1" "$PG_PORT" "$2" && return 0
 		grep -q 'Address already in use' "$1/logs/postgres.log" || return 1
@@ -366,8 +366,8 @@ fin_redis_down() {
 }
 
 fin_redis_up_anyport() {
-	local try
-	for try in 1 2 3; do
+	local _
+	for _ in 1 2 3; do
 		fin_free_port REDIS_PORT || return 1
 		fin_redis_up "$1" "$REDIS_PORT" && return 0
 		grep -q 'Address already in use' "$1/logs/redis.log" || return 1
@@ -506,8 +506,8 @@ fin_nginx_down() {
 }
 
 fin_nginx_up_anyport() {
-	local try
-	for try in 1 2 3; do
+	local _
+	for _ in 1 2 3; do
 		fin_free_port NGINX_PORT || return 1
 		fin_nginx_up "$1" "$NGINX_PORT" && return 0
 		grep -q 'Address already in use' "$1/logs/nginx.log" \
