@@ -3,9 +3,10 @@
  * with reuse detection, password change and account deletion.  Every
  * change is one SQL transaction together with its audit event.
  *
- * Lockout is counted in PostgreSQL under the user row's lock (SELECT ...
- * FOR UPDATE), so that however many workers and hosts race, no more than
- * LOCKOUT_THRESHOLD failures are ever let through to the password check.
+ * Lockout is counted in PostgreSQL: each attempt first reserves itself
+ * with one atomic UPDATE that refuses a locked account, so that however
+ * many workers and hosts race, no more than LOCKOUT_THRESHOLD attempts
+ * ever reach the password check, and no login waits on another's lock.
  */
 #include "setup.h"
 
@@ -28,17 +29,31 @@ static const struct fin_stmt stmt_user_for_login = {
 	" CASE WHEN locked_until > now()"
 	"  THEN ceil(extract(epoch FROM locked_until - now()))::bigint"
 	"  ELSE 0 END"
-	" FROM users WHERE email = $1 FOR UPDATE", 1 };
-/* Both CASEs see the old row: a lock that has run out restarts the count. */
-static const struct fin_stmt stmt_user_failed = {
-	"user_login_failed",
+	" FROM users WHERE email = $1", 1 };
+/*
+ * Reserves one attempt before the password is checked: counted as a
+ * failure and locking at the threshold, atomically, and only while not
+ * locked.  No lock is held while hashing, so a login never waits on
+ * another (API.md: a lockout never holds a worker), and however many race,
+ * no more than the threshold get to the password check.  A lock that has
+ * run out restarts the count; the CASEs all see the old row.
+ */
+static const struct fin_stmt stmt_user_reserve = {
+	"user_login_reserve",
 	"UPDATE users SET"
 	" failed_logins = CASE WHEN locked_until <= now() THEN 1"
 	"  ELSE failed_logins + 1 END,"
 	" locked_until = CASE WHEN (CASE WHEN locked_until <= now() THEN 1"
 	"  ELSE failed_logins + 1 END) >= $2::int"
 	"  THEN now() + $3::bigint * interval '1 second' ELSE NULL END"
-	" WHERE id = $1 RETURNING locked_until IS NOT NULL", 3 };
+	" WHERE id = $1 AND deleted_at IS NULL"
+	"   AND (locked_until IS NULL OR locked_until <= now())"
+	" RETURNING locked_until IS NOT NULL", 3 };
+static const struct fin_stmt stmt_user_locked_for = {
+	"user_locked_for",
+	"SELECT CASE WHEN locked_until > now()"
+	"  THEN ceil(extract(epoch FROM locked_until - now()))::bigint ELSE 1 END"
+	" FROM users WHERE id = $1", 1 };
 static const struct fin_stmt stmt_user_login_ok = {
 	"user_login_ok",
 	"UPDATE users SET failed_logins = 0, locked_until = NULL,"
@@ -168,35 +183,44 @@ fin_auth_signup(struct fin_ctx *ctx, const struct fin_client *client,
 /* Login                                                               */
 /* ------------------------------------------------------------------ */
 
-/* A failed attempt: count it, lock at the threshold, audit both. */
+/* A failed attempt, already counted by its reservation: audit it. */
 static enum fin_err
 login_failed(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *user_id)
+    const char *user_id, bool locked)
 {
-	char		 threshold[24], seconds[24];
-	const char	*p[3];
-	PGresult	*res;
+	char		 seconds[24];
 	enum fin_err	 e;
-	bool		 locked;
 
-	snprintf(threshold, sizeof(threshold), "%lld",
-	    (long long)ctx->cfg->lockout_threshold);
 	snprintf(seconds, sizeof(seconds), "%lld",
 	    (long long)ctx->cfg->lockout_seconds);
-	p[0] = user_id;
-	p[1] = threshold;
-	p[2] = seconds;
-	e = Fin_db_exec(ctx, &stmt_user_failed, p, &res);
-	if (e != FIN_OK)
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
-	locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	e = audit_simple(ctx, client, user_id, "login_failure", "reason",
 	    "wrong_password");
 	if (e == FIN_OK && locked)
 		e = audit_simple(ctx, client, user_id, "account_locked",
 		    "seconds", seconds);
-	return e;
+	if (e != FIN_OK) {
+		fin_db_rollback(ctx);
+		return e;
+	}
+	return fin_db_commit(ctx);
+}
+
+/* Seconds the account stays locked (at least 1), for Retry-After. */
+static int64_t
+locked_for(struct fin_ctx *ctx, const char *user_id)
+{
+	const char	*p[1] = { user_id };
+	PGresult	*res;
+	int64_t		 v = 1;
+
+	if (Fin_db_exec(ctx, &stmt_user_locked_for, p, &res) == FIN_OK) {
+		if (PQntuples(res) == 1)
+			(void)fin_parse_int64(PQgetvalue(res, 0, 0), 1, INT64_MAX, &v);
+		PQclear(res);
+	}
+	return v;
 }
 
 enum fin_err
@@ -204,82 +228,102 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
     const char *email, const char *password, struct fin_user *user,
     struct fin_tokens *tokens, int64_t *retry_after)
 {
-	char		 newhash[FIN_PASSWORD_HASH_MAX], sid[37];
-	const char	*p[2];
-	PGresult	*res = NULL;
+	char		 newhash[FIN_PASSWORD_HASH_MAX], hash[FIN_PASSWORD_HASH_MAX];
+	char		 sid[37], threshold[24], seconds[24];
+	const char	*p[3];
+	PGresult	*res;
 	enum fin_err	 e;
-	bool		 ok = false, rehash = false, deleted;
-	int64_t		 locked_for = 0;
+	bool		 ok = false, rehash = false, deleted, locked;
+	int64_t		 lock_left = 0;
 
 	*retry_after = 0;
-	if ((e = fin_db_begin(ctx)) != FIN_OK)
-		return e;
 	p[0] = email;
 	if ((e = Fin_db_exec(ctx, &stmt_user_for_login, p, &res)) != FIN_OK)
-		goto fail;
+		return e;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		/* Same cost as a wrong password: no email enumeration by timing. */
 		fin_password_verify_dummy(ctx->cfg, password);
 		fin_metric_inc(FIN_M_LOGIN_FAILURE);
-		e = audit_simple(ctx, client, NULL,
-		    "login_failure", "reason", "unknown_email");
-		if (e == FIN_OK && (e = fin_db_commit(ctx)) == FIN_OK)
-			return FIN_E_INVALID_CREDENTIALS;
-		goto fail_nores;
+		if ((e = fin_db_begin(ctx)) != FIN_OK)
+			return e;
+		e = audit_simple(ctx, client, NULL, "login_failure", "reason",
+		    "unknown_email");
+		if (e != FIN_OK) {
+			fin_db_rollback(ctx);
+			return e;
+		}
+		if ((e = fin_db_commit(ctx)) != FIN_OK)
+			return e;
+		return FIN_E_INVALID_CREDENTIALS;
 	}
 	user_from_row(res, 0, user);
+	snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, 5));
 	deleted = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
-	(void)fin_parse_int64(PQgetvalue(res, 0, 7), 0, INT64_MAX, &locked_for);
-	if (locked_for > 0 && !deleted) {
-		/* Locked: no password check at all, so no oracle while locked. */
-		PQclear(res);
-		fin_db_rollback(ctx);
-		*retry_after = locked_for;
-		fin_metric_inc(FIN_M_LOGIN_LOCKED);
-		return FIN_E_ACCOUNT_LOCKED;
-	}
-	e = fin_password_verify(ctx->cfg, PQgetvalue(res, 0, 5), password, &ok,
-	    &rehash);
+	(void)fin_parse_int64(PQgetvalue(res, 0, 7), 0, INT64_MAX, &lock_left);
 	PQclear(res);
-	res = NULL;
-	if (e != FIN_OK)
-		goto fail_nores;
 	if (deleted) {
-		/* A deleted account answers like a wrong password, and stays quiet. */
-		fin_db_rollback(ctx);
+		/* A deleted account answers like a wrong password, in its time. */
+		if (fin_password_verify(ctx->cfg, hash, password, &ok,
+		    &rehash) != FIN_OK)
+			fin_log(FIN_LOG_WARN, "login", "could not verify a deleted "
+			    "account's hash");
 		fin_metric_inc(FIN_M_LOGIN_FAILURE);
 		return FIN_E_INVALID_CREDENTIALS;
 	}
+	if (lock_left > 0) {
+		/* Locked: no password check at all, so no oracle while locked. */
+		*retry_after = lock_left;
+		fin_metric_inc(FIN_M_LOGIN_LOCKED);
+		return FIN_E_ACCOUNT_LOCKED;
+	}
+	snprintf(threshold, sizeof(threshold), "%lld",
+	    (long long)ctx->cfg->lockout_threshold);
+	snprintf(seconds, sizeof(seconds), "%lld",
+	    (long long)ctx->cfg->lockout_seconds);
+	p[0] = user->id;
+	p[1] = threshold;
+	p[2] = seconds;
+	if ((e = Fin_db_exec(ctx, &stmt_user_reserve, p, &res)) != FIN_OK)
+		return e;
+	if (PQntuples(res) != 1) {
+		/* Another attempt locked it since we looked. */
+		PQclear(res);
+		*retry_after = locked_for(ctx, user->id);
+		fin_metric_inc(FIN_M_LOGIN_LOCKED);
+		return FIN_E_ACCOUNT_LOCKED;
+	}
+	locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+
+	e = fin_password_verify(ctx->cfg, hash, password, &ok, &rehash);
+	sodium_memzero(hash, sizeof(hash));
+	if (e != FIN_OK)
+		return e;
 	if (!ok) {
 		fin_metric_inc(FIN_M_LOGIN_FAILURE);
-		if ((e = login_failed(ctx, client, user->id)) != FIN_OK)
-			goto fail_nores;
-		if ((e = fin_db_commit(ctx)) != FIN_OK)
+		if ((e = login_failed(ctx, client, user->id, locked)) != FIN_OK)
 			return e;
 		return FIN_E_INVALID_CREDENTIALS;
 	}
 	/* Limits changed since this hash was made: upgrade it now. */
 	if (rehash && fin_password_hash(ctx->cfg, password, newhash) != FIN_OK)
 		rehash = false;
+	if ((e = fin_db_begin(ctx)) != FIN_OK)
+		goto out;
 	p[0] = user->id;
 	p[1] = rehash ? newhash : NULL;
-	if ((e = run(ctx, &stmt_user_login_ok, p)) != FIN_OK)
-		goto fail_nores;
-	if ((e = Fin_session_start(ctx, client, user->id, sid, tokens)) != FIN_OK)
-		goto fail_nores;
-	if ((e = audit_simple(ctx, client, user->id, "login_success",
-	    "session_id", sid)) != FIN_OK)
-		goto fail_nores;
-	e = fin_db_commit(ctx);
-	sodium_memzero(newhash, sizeof(newhash));
-	if (e == FIN_OK)
+	/* Success resets the count, and a lock this attempt's reservation set. */
+	if ((e = run(ctx, &stmt_user_login_ok, p)) != FIN_OK ||
+	    (e = Fin_session_start(ctx, client, user->id, sid, tokens)) != FIN_OK ||
+	    (e = audit_simple(ctx, client, user->id, "login_success",
+	    "session_id", sid)) != FIN_OK) {
+		fin_db_rollback(ctx);
+		goto out;
+	}
+	if ((e = fin_db_commit(ctx)) == FIN_OK)
 		fin_metric_inc(FIN_M_LOGIN_SUCCESS);
-	return e;
-fail:
-	PQclear(res);
-fail_nores:
-	fin_db_rollback(ctx);
+out:
 	sodium_memzero(newhash, sizeof(newhash));
 	return e;
 }

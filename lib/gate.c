@@ -157,7 +157,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 	redisReply	*rep[MAX_CMDS];
 	struct fin_jwt_claims c;
 	bool		 token_ok = false, alive = false, touch = false;
-	bool		 redis_ok;
+	bool		 redis_ok, up;
 	size_t		 n = 0, i;
 	int		 k;
 	enum fin_err	 e;
@@ -188,7 +188,14 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		argc[n] = 6;
 		which[n++] = k;
 	}
-	if (token_ok) {
+	/*
+	 * Connect before any key is built: mirror keys carry the run_id of
+	 * the Redis they are sent to, which a reconnection may change.
+	 */
+	up = (n > 0 || token_ok) && Fin_redis_available(ctx);
+	if (up && ctx->npending_unmirror > 0)
+		Fin_session_unmirror_pending(ctx);
+	if (token_ok && up && ctx->redis_run_id[0] != '\0') {
 		Fin_session_mirror_key(ctx, "s", out->principal.session_id, skey);
 		Fin_session_mirror_key(ctx, "t", out->principal.session_id, tkey);
 		get[0] = "GET";
@@ -206,9 +213,8 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		argc[n] = 6;
 		which[n++] = -2;
 	}
-	redis_ok = n > 0 && Fin_redis_available(ctx) &&
-	    Fin_redis_pipeline(ctx, n, argc, (const char **const *)argv, NULL,
-	    rep) == FIN_OK;
+	redis_ok = n > 0 && up && Fin_redis_pipeline(ctx, n, argc,
+	    (const char **const *)argv, NULL, rep) == FIN_OK;
 	if (n > 0 && !redis_ok) {
 		out->limits_failed_open = in->limits != 0;
 		if (out->limits_failed_open)

@@ -57,7 +57,11 @@ struct fin_ctx {
 	 * Redis restarted from an old snapshot starts with an empty mirror and
 	 * can never bring a revoked session back to life.
 	 */
-	char		 redis_run_id[48];
+	char		 redis_run_id[48];	/* "" while disconnected */
+	/* Revocations Redis did not take yet (see Fin_session_unmirror). */
+#define FIN_PENDING_UNMIRROR_MAX 64
+	char		 pending_unmirror[FIN_PENDING_UNMIRROR_MAX][37];
+	size_t		 npending_unmirror;
 	/* Feature flags, reloaded from PostgreSQL at most once a second. */
 	struct fin_flag_state flags[FIN_FLAGS_MAX];
 	size_t		 nflags;
@@ -167,6 +171,8 @@ void		 Fin_session_mirror_set(struct fin_ctx *, const struct fin_principal *);
 enum fin_err	 Fin_session_alive_pg(struct fin_ctx *, const struct fin_principal *,
 		    bool *alive) FIN_WUR;
 void		 Fin_session_touch(struct fin_ctx *, const char *session_id);
+/* Writes the tombstones a stalled Redis did not take. */
+void		 Fin_session_unmirror_pending(struct fin_ctx *);
 /* Revokes every live session of a user except keep (may be NULL). */
 enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const char *keep, const char *reason) FIN_WUR;

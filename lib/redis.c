@@ -91,6 +91,8 @@ static void
 drop(struct fin_ctx *ctx)
 {
 	fin_metric_inc(FIN_M_REDIS_ERRORS);
+	/* No key may be built for a Redis we are not connected to. */
+	ctx->redis_run_id[0] = '\0';
 	if (ctx->redis != NULL)
 		redisFree(ctx->redis);
 	ctx->redis = NULL;

@@ -19,6 +19,8 @@
 #include "internal.h"
 
 #define MIRROR_TTL	"60"	/* seconds a mirrored "alive" may be trusted */
+#define TOMBSTONE_TTL	"120"	/* longer than any "alive" it replaces */
+#define UNMIRROR_PATIENCE_MS 2000
 #define REFRESH_BYTES	32	/* 256 bits, API.md */
 #define KEY_MAX		FIN_MIRROR_KEY_MAX
 
@@ -167,20 +169,62 @@ mirror_key(const struct fin_ctx *ctx, const char *kind, const char *sid,
 	snprintf(out, KEY_MAX, "fin:%s:%s:%s", kind, ctx->redis_run_id, sid);
 }
 
+/* One tombstone write; false when Redis did not take it. */
+static bool
+tombstone(struct fin_ctx *ctx, const char *session_id)
+{
+	char		 key[KEY_MAX];
+	const char	*argv[] = { "SET", key, "revoked", "EX", TOMBSTONE_TTL };
+	redisReply	*r;
+	bool		 ok;
+
+	if (!Fin_redis_available(ctx))
+		return false;
+	mirror_key(ctx, "s", session_id, key);
+	if (Fin_redis_command(ctx, &r, 5, argv, NULL) != FIN_OK)
+		return false;
+	ok = r->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r);
+	return ok;
+}
+
+/*
+ * Replaces a session's "alive" entry with a tombstone that outlives any
+ * entry: a request that read PostgreSQL just before the revocation cannot
+ * write "alive" back over it (mirror entries are only ever added with NX).
+ * A Redis that stalls gets UNMIRROR_PATIENCE_MS of retries (the revoking
+ * request waits, nobody else); if it still fails the session id is kept
+ * and written at this worker's next contact with Redis.  A Redis that was
+ * restarted meanwhile has a new run_id, and with it an empty mirror.
+ */
 void
 Fin_session_unmirror(struct fin_ctx *ctx, const char *session_id)
 {
-	char		 key[KEY_MAX];
-	const char	*argv[2];
-	redisReply	*r;
+	int64_t		 deadline = fin_now_ms() + UNMIRROR_PATIENCE_MS;
+	struct timespec	 pause = { 0, 100 * 1000000L };
 
-	if (!Fin_redis_available(ctx))
-		return;
-	mirror_key(ctx, "s", session_id, key);
-	argv[0] = "DEL";
-	argv[1] = key;
-	if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK)
-		freeReplyObject(r);
+	for (;;) {
+		if (tombstone(ctx, session_id))
+			return;
+		if (fin_now_ms() >= deadline)
+			break;
+		nanosleep(&pause, NULL);
+		ctx->redis_retry_at_ms = 0;	/* no backoff for this one */
+	}
+	fin_log(FIN_LOG_WARN, "unmirror_deferred", "could not mark session %s "
+	    "revoked in redis: retrying at the next contact", session_id);
+	if (ctx->npending_unmirror < FIN_PENDING_UNMIRROR_MAX) {
+		snprintf(ctx->pending_unmirror[ctx->npending_unmirror++], 37, "%s",
+		    session_id);
+	}
+}
+
+void
+Fin_session_unmirror_pending(struct fin_ctx *ctx)
+{
+	while (ctx->npending_unmirror > 0 &&
+	    tombstone(ctx, ctx->pending_unmirror[ctx->npending_unmirror - 1]))
+		ctx->npending_unmirror--;
 }
 
 static void
@@ -205,8 +249,9 @@ Fin_sessions_revoke_all(struct fin_ctx *ctx, const struct fin_client *client,
 	if (e != FIN_OK)
 		return e;
 	/*
-	 * Unmirror now, even before the caller commits: a mirror miss only
-	 * costs a PostgreSQL look-up, which sees the revocation once committed.
+	 * Tombstones now, before the caller commits, are safe: until then
+	 * PostgreSQL still says alive (and is asked), afterwards it says
+	 * revoked, and nothing can mirror "alive" over a tombstone.
 	 */
 	unmirror_rows(ctx, res);
 	PQclear(res);
@@ -224,11 +269,12 @@ void
 Fin_session_mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
 {
 	char		 key[KEY_MAX];
-	const char	*argv[] = { "SET", key, pr->user_id, "EX", MIRROR_TTL };
+	const char	*argv[] = { "SET", key, pr->user_id, "EX", MIRROR_TTL, "NX" };
 	redisReply	*r;
 
+	/* NX: never over a tombstone a revocation wrote meanwhile. */
 	mirror_key(ctx, "s", pr->session_id, key);
-	if (Fin_redis_command(ctx, &r, 5, argv, NULL) == FIN_OK)
+	if (Fin_redis_command(ctx, &r, 6, argv, NULL) == FIN_OK)
 		freeReplyObject(r);
 }
 
