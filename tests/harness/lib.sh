@@ -159,28 +159,31 @@ fin_tail_logs() {
 # ------------------------------------------------------------------ ports
 
 fin_port_in_use() {
+	# Any socket on the port counts: an outgoing connection's local port
+	# blocks a bind to 127.0.0.1 as surely as a listener does.
 	if command -v ss >/dev/null 2>&1 &&
-	    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; then
+	    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; then
 		return 0
 	fi
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# fin_free_port VAR: sets VAR to a free port in 20000-59999 that this shell
+# fin_free_port VAR: sets VAR to a free port in 20000-32767 that this shell
 # has not handed out before (services start one after the other, so two
-# picks must not collide before the first one binds).
+# picks must not collide before the first one binds).  The range stays
+# below Linux's ephemeral ports (32768-60999), which busy clients take.
 fin_ports_given=" "
 fin_free_port() {
 	local i p
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
 		case $fin_ports_given in *" $p "*) continue ;; esac
 		fin_port_in_use "$p" && continue
 		fin_ports_given+="$p "
 		printf -v "$1" '%s' "$p"
 		return 0
 	done
-	fin_note "could not find a free port in 20000-59999"
+	fin_note "could not find a free port in 20000-32767"
 	return 1
 }
 
