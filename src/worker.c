@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define POLL_MS		1000
+#define DRAIN_MS	500	/* answering the backlog after SIGTERM */
 
 /* The only globals: this worker's connections and config (see STYLE.md). */
 static volatile sig_atomic_t stopping;
@@ -103,6 +104,17 @@ handle(FCGX_Request *f, struct fin_arena *arena, struct outcome *out)
 	remember(&req, out);
 }
 
+/* One accepted request, start to finish, then the report. */
+static void
+serve(FCGX_Request *f, struct fin_arena *arena, struct outcome *outcome)
+{
+	handle(f, arena, outcome);
+	FCGX_Finish_r(f);
+	fin_metrics_request_end();
+	fin_arena_reset(arena);
+	report(outcome);
+}
+
 int
 worker_main(int listen_fd)
 {
@@ -111,6 +123,7 @@ worker_main(int listen_fd)
 	struct sigaction sa;
 	FCGX_Request	 f;
 	struct outcome	 outcome;
+	int64_t		 drain_until;
 	const char	*mfd;
 	int64_t		 fd;
 	char		 why[256];
@@ -175,12 +188,16 @@ worker_main(int listen_fd)
 		rc = FCGX_Accept_r(&f);
 		if (rc < 0)
 			continue;
-		handle(&f, arena, &outcome);
-		FCGX_Finish_r(&f);
-		fin_metrics_request_end();
-		fin_arena_reset(arena);
-		report(&outcome);
+		serve(&f, arena, &outcome);
 	}
+	/*
+	 * Requests nginx queued before we stopped are answered, not reset:
+	 * take what is already in the backlog (the socket does not block),
+	 * for at most DRAIN_MS, so a steady stream cannot keep us alive.
+	 */
+	drain_until = fin_now_ms() + DRAIN_MS;
+	while (fin_now_ms() < drain_until && FCGX_Accept_r(&f) >= 0)
+		serve(&f, arena, &outcome);
 	FCGX_Free(&f, 1);
 	fin_log(FIN_LOG_INFO, "worker_exit", "worker stopped");
 	fin_arena_free(arena);

@@ -131,6 +131,35 @@ check "the restored audit trail is there" \
 check "no worker restarted for the restore" \
 	test "$(bash "$stack" workers "$dir" | sort | tr '\n' ' ')" = "$new_workers"
 
+# ------------------------------------------------ 3. SIGTERM under load
+
+# Each request records when it started (ms) and how it ended.
+timed_load() {
+	local i t
+	for i in $(seq 1 200); do
+		t=$(date +%s%3N)
+		printf '%s %s\n' "$t" "$(curl -s -o "$dir/body-$1" -w '%{http_code}' \
+			--max-time 10 "$B/transactions?limit=5&q=t$1-$i" -H "$auth")"
+	done >"$dir/term-$1.txt"
+}
+for c in 1 2 3 4; do timed_load "$c" & done
+loaders=$(jobs -p)
+sleep 1
+term_at=$(date +%s%3N)
+kill -TERM "$FIN_MASTER_PID"
+for _ in $(seq 1 100); do [ -s "$FIN_MASTER_STATUS" ] && break; sleep 0.1; done
+# shellcheck disable=SC2086
+wait $loaders || true
+check "the master exits 0 after SIGTERM under load (status $(cat "$FIN_MASTER_STATUS" 2>/dev/null))" \
+	test "$(cat "$FIN_MASTER_STATUS" 2>/dev/null)" = 0
+# A start time is taken before curl runs: allow curl's own start-up (100
+# ms) before the request can have reached nginx.
+early_bad=$(cat "$dir"/term-*.txt | awk -v t="$term_at" '$1 < t - 100 && $2 != 200' | wc -l)
+check "every request that started before SIGTERM got its 200 ($early_bad did not)" test "$early_bad" = 0
+late=$(cat "$dir"/term-*.txt | awk '$2 != 200' | awk '{print $2}' | sort | uniq -c | tr '\n' ' ')
+odd=$(cat "$dir"/term-*.txt | awk '$2 != 200 && $2 != 502 && $2 != 503' | wc -l)
+check "after the workers left nginx answered only 502/503 ($late)" test "$odd" = 0
+
 echo "1..$n"
 echo "$((n - failed)) passed, $failed failed"
 [ "$failed" = 0 ]
