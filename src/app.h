@@ -116,6 +116,8 @@ struct request {
 	struct header	 headers[MAX_RESP_HEADERS];
 	size_t		 nheaders;
 	struct json_object *resp_body;		/* NULL: no body */
+	const char	*resp_raw;		/* JSON text already made (cache hits) */
+	size_t		 resp_raw_len;
 	bool		 responded;		/* headers already on the wire */
 	bool		 has_response;
 	enum fin_err	 error;			/* what http_error() last wrote */
@@ -140,6 +142,9 @@ enum fin_err	 field_error(struct request *, const char *field, const char *why);
 void		 resp_header(struct request *, const char *name, const char *value);
 void		 reply_json(struct request *, int status, struct json_object *body);
 void		 reply_empty(struct request *, int status);
+/* A body that is already JSON text (arena-owned), sent as it is. */
+void		 reply_json_text(struct request *, int status, const char *body,
+		    size_t len);
 /*
  * The one JSON error writer: status, code and sentence from errors.def,
  * the request id, "fields" when given, and the headers the code calls for.

@@ -154,22 +154,27 @@ cached(struct request *req, const char *kind, const char *key,
 	struct json_object *o;
 	enum fin_err	 e;
 
+	const char	*text;
+	size_t		 len;
+
+	/* A hit is sent as the bytes stored: no parse, no second serialise. */
 	if (fin_cache_get(req->ctx, req->arena, req->user_id, kind, key,
 	    &ce) == FIN_OK) {
-		o = json_tokener_parse(ce.body);
-		if (o != NULL) {
-			resp_header(req, "X-Cache", "HIT");
-			reply_json(req, 200, o);
-			return FIN_OK;
-		}
+		resp_header(req, "X-Cache", "HIT");
+		reply_json_text(req, 200, ce.body, strlen(ce.body));
+		return FIN_OK;
 	}
 	if ((e = fill(req, arg, &o)) != FIN_OK)
 		return e;
-	fin_cache_put(req->ctx, req->user_id, &ce,
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	o = fin_arena_json(req->arena, o);
+	if (o == NULL)
+		return FIN_E_INTERNAL_ERROR;
+	/* Serialised once, for the cache and for the client alike. */
+	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	fin_cache_put(req->ctx, req->user_id, &ce, text);
 	resp_header(req, "X-Cache", "MISS");
-	reply_json(req, 200, o);
+	reply_json_text(req, 200, text, len);
 	return FIN_OK;
 }
 

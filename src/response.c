@@ -83,6 +83,16 @@ reply_json(struct request *req, int status, struct json_object *body)
 }
 
 void
+reply_json_text(struct request *req, int status, const char *body, size_t len)
+{
+	req->status = status;
+	req->resp_body = NULL;
+	req->resp_raw = body;
+	req->resp_raw_len = len;
+	req->has_response = true;
+}
+
+void
 reply_empty(struct request *req, int status)
 {
 	req->status = status;
@@ -97,6 +107,7 @@ http_error(struct request *req, enum fin_err e, struct json_object *fields,
 	struct json_object *o;
 
 	req->error = e;
+	req->resp_raw = NULL;
 	o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(
 	    message != NULL ? message : fin_err_message(e)));
@@ -228,7 +239,10 @@ response_finish(struct request *req)
 		return;
 	if (!req->has_response)
 		http_error(req, FIN_E_INTERNAL_ERROR, NULL, NULL);
-	if (req->resp_body != NULL) {
+	if (req->resp_raw != NULL) {
+		body = req->resp_raw;
+		len = req->resp_raw_len;
+	} else if (req->resp_body != NULL) {
 		body = json_object_to_json_string_length(req->resp_body,
 		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 		if (body == NULL) {
