@@ -135,6 +135,9 @@ const char	*method_name(enum method);
 const struct fin_value *request_field(const struct request *, const char *name);
 /* Parses ?limit= within 1..200 (default 50); false means 400 already stored. */
 bool		 request_limit(struct request *, int64_t *limit);
+/* ?from= and ?to=: optional real dates, from <= to; 400 stored otherwise. */
+enum fin_err	 request_date_range(struct request *, const char **from,
+		    const char **to);
 /* Stores a 400 VALIDATION_ERROR naming one field; returns the error. */
 enum fin_err	 field_error(struct request *, const char *field, const char *why);
 

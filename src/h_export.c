@@ -67,21 +67,6 @@ stream_end(struct stream *s, enum fin_err e, const char *format)
 	return FIN_OK;
 }
 
-/* from/to: optional real dates, from <= to. */
-static enum fin_err
-date_range(struct request *req, const char **from, const char **to)
-{
-	*from = request_query(req, "from");
-	*to = request_query(req, "to");
-	if (*from != NULL && !fin_valid_date(*from))
-		return field_error(req, "from", "must be a real date YYYY-MM-DD");
-	if (*to != NULL && !fin_valid_date(*to))
-		return field_error(req, "to", "must be a real date YYYY-MM-DD");
-	if (*from != NULL && *to != NULL && strcmp(*from, *to) > 0)
-		return field_error(req, "to", "must not be before from");
-	return FIN_OK;
-}
-
 /*
  * attachment; filename="<stem>-<range>.<ext>": the range asked for, or
  * today's date (UTC) for everything.  Only dates go in, so no quoting.
@@ -116,7 +101,7 @@ h_export_csv(struct request *req)
 	const char	*from, *to;
 	enum fin_err	 e;
 
-	if ((e = date_range(req, &from, &to)) != FIN_OK)
+	if ((e = request_date_range(req, &from, &to)) != FIN_OK)
 		return e;
 	if ((s.disposition = disposition(req, "transactions", from, to,
 	    "csv")) == NULL)
@@ -138,7 +123,7 @@ h_export_pdf(struct request *req)
 	/* The pdf_export flag off is the instant rollback: the route is gone. */
 	if (!fin_export_pdf_enabled(req->ctx, req->user_id))
 		return FIN_E_NOT_FOUND;
-	if ((e = date_range(req, &from, &to)) != FIN_OK)
+	if ((e = request_date_range(req, &from, &to)) != FIN_OK)
 		return e;
 	if ((s.disposition = disposition(req, "statement", from, to,
 	    "pdf")) == NULL)

@@ -126,21 +126,6 @@ h_txn_restore(struct request *req)
 	return FIN_OK;
 }
 
-/* from/to: optional real dates, from <= to. */
-static enum fin_err
-date_range(struct request *req, const char **from, const char **to)
-{
-	*from = request_query(req, "from");
-	*to = request_query(req, "to");
-	if (*from != NULL && !fin_valid_date(*from))
-		return field_error(req, "from", "must be a real date YYYY-MM-DD");
-	if (*to != NULL && !fin_valid_date(*to))
-		return field_error(req, "to", "must be a real date YYYY-MM-DD");
-	if (*from != NULL && *to != NULL && strcmp(*from, *to) > 0)
-		return field_error(req, "to", "must not be before from");
-	return FIN_OK;
-}
-
 /*
  * Serves kind/key from the cache, or runs fill and stores what it made.
  * Only ever for data of the caller, under the caller's generation.
@@ -196,7 +181,7 @@ h_txn_list(struct request *req)
 	q.user_id = req->user_id;
 	if (!request_limit(req, &q.limit))
 		return FIN_E_VALIDATION_ERROR;
-	if ((e = date_range(req, &q.from, &q.to)) != FIN_OK)
+	if ((e = request_date_range(req, &q.from, &q.to)) != FIN_OK)
 		return e;
 	q.category = request_query(req, "category");
 	if (q.category != NULL && (!fin_utf8_valid(q.category, strlen(q.category)) ||
@@ -255,7 +240,7 @@ h_txn_summary(struct request *req)
 	const char	*key;
 	enum fin_err	 e;
 
-	if ((e = date_range(req, &r.from, &r.to)) != FIN_OK)
+	if ((e = request_date_range(req, &r.from, &r.to)) != FIN_OK)
 		return e;
 	key = fin_arena_printf(req->arena, "%s|%s", r.from ? r.from : "",
 	    r.to ? r.to : "");

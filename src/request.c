@@ -331,3 +331,18 @@ field_error(struct request *req, const char *field, const char *why)
 	http_error(req, FIN_E_VALIDATION_ERROR, extra, NULL);
 	return FIN_E_VALIDATION_ERROR;
 }
+
+/* ?from= and ?to=: optional real dates, from <= to; 400 stored otherwise. */
+enum fin_err
+request_date_range(struct request *req, const char **from, const char **to)
+{
+	*from = request_query(req, "from");
+	*to = request_query(req, "to");
+	if (*from != NULL && !fin_valid_date(*from))
+		return field_error(req, "from", "must be a real date YYYY-MM-DD");
+	if (*to != NULL && !fin_valid_date(*to))
+		return field_error(req, "to", "must be a real date YYYY-MM-DD");
+	if (*from != NULL && *to != NULL && strcmp(*from, *to) > 0)
+		return field_error(req, "to", "must not be before from");
+	return FIN_OK;
+}
