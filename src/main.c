@@ -121,11 +121,17 @@ report_death(struct master *m, pid_t pid, int status)
 
 	fin_metric_inc(FIN_M_WORKER_RESTARTS);
 	busy = fin_metrics_crash_record((int)pid, rid, route);
-	if (!WIFSIGNALED(status) || m->cfg->sentry_dsn[0] == '\0')
+	if (m->cfg->sentry_dsn[0] == '\0')
 		return;
-	snprintf(msg, sizeof(msg), "worker %d killed by signal %d (%s)%s",
-	    (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
-	    busy ? " while serving a request" : "");
+	/* A sanitizer turns a crash into exit(1): report exits as well. */
+	if (WIFSIGNALED(status))
+		snprintf(msg, sizeof(msg), "worker %d killed by signal %d (%s)%s",
+		    (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+		    busy ? " while serving a request" : "");
+	else
+		snprintf(msg, sizeof(msg), "worker %d exited with status %d%s",
+		    (int)pid, WEXITSTATUS(status),
+		    busy ? " while serving a request" : "");
 	ev.level = "fatal";
 	ev.message = msg;
 	ev.route = busy ? route : NULL;

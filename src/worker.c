@@ -18,6 +18,7 @@
 
 #define POLL_MS		1000
 #define DRAIN_MS	500	/* answering the backlog after SIGTERM */
+#define DRAIN_IDLE_MS	100
 
 /* The only globals: this worker's connections and config (see STYLE.md). */
 static volatile sig_atomic_t stopping;
@@ -196,8 +197,15 @@ worker_main(int listen_fd)
 	 * for at most DRAIN_MS, so a steady stream cannot keep us alive.
 	 */
 	drain_until = fin_now_ms() + DRAIN_MS;
-	while (fin_now_ms() < drain_until && FCGX_Accept_r(&f) >= 0)
-		serve(&f, arena, &outcome);
+	while (fin_now_ms() < drain_until) {
+		struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+
+		/* Quiet for DRAIN_IDLE_MS: nginx has nothing more in flight. */
+		if (poll(&pfd, 1, DRAIN_IDLE_MS) <= 0)
+			break;
+		if (FCGX_Accept_r(&f) >= 0)
+			serve(&f, arena, &outcome);
+	}
 	FCGX_Free(&f, 1);
 	fin_log(FIN_LOG_INFO, "worker_exit", "worker stopped");
 	fin_arena_free(arena);

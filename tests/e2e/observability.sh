@@ -155,7 +155,7 @@ check "every report is an envelope of three JSON lines at /api/42/envelope/ with
 check "the 5xx was reported with its request id, route, release and environment" \
 	grep -q '^5xx [1-9][0-9]* obs-503-request /auth/login obs-test ci$' "$dir/sentry.check"
 check "the worker crash was reported as fatal by the master" \
-	grep -q '^fatal [1-9][0-9]* worker [0-9]* killed by signal 11' "$dir/sentry.check"
+	grep -qE '^fatal [1-9][0-9]* worker [0-9]* (killed by signal 11|exited with status [1-9])' "$dir/sentry.check"
 check "no password, email, token or body reached Sentry" grep -q '^secrets 0$' "$dir/sentry.check"
 
 # ---------------------------------------------------------- logs

@@ -15,10 +15,13 @@
 #     bounds, and refuses other fields; routes without a spec take no body;
 #   - security and error responses follow the route flags (R_PUBLIC, R_AUTH,
 #     R_ADMIN, R_NO_RL, a body spec).
-# The validator is installed with npm ci into tests/openapi/node_modules
-# when it is not there (into a temporary directory when the source tree
-# is read-only, as under make distcheck): the only network use, and a
-# failure to install is a hard error (exit 99), never a skip.
+# The validator and its dependencies (9 packages, MIT/ISC/BSD) are kept
+# in tests/openapi/node_modules, installed from package-lock.json, so the
+# test needs no network: a machine whose npm cannot reach the registry
+# (no proxy CA, say) still runs it.  Should they be missing or differ from
+# the pins, npm ci installs them (into a temporary directory when the
+# source tree is read-only, as under make distcheck); a failure to install
+# is a hard error (exit 99), never a skip.
 #
 # Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
 # or by hand: top_srcdir=. top_builddir=. bash tests/e2e/openapi.sh
