@@ -62,6 +62,8 @@ export RATE_LIMIT_LOGIN_IP_PER_15MIN=${RATE_LIMIT_LOGIN_IP_PER_15MIN:-100000}
 export RATE_LIMIT_LOGIN_EMAIL_PER_15MIN=${RATE_LIMIT_LOGIN_EMAIL_PER_15MIN:-100000}
 export RATE_LIMIT_IP_PER_MIN=${RATE_LIMIT_IP_PER_MIN:-100000}
 export RATE_LIMIT_USER_PER_MIN=${RATE_LIMIT_USER_PER_MIN:-100000}
+# 015-cors-allowed-origin.case needs one listed origin.
+export CORS_ORIGINS=${CORS_ORIGINS:-https://app.example.com}
 
 if ! bash "$stack" start "$dir" >/dev/null; then
 	echo "http_cases: the stack did not start" >&2
