@@ -329,17 +329,19 @@ mkdir -p "$dir/par"
 "$psql_bin" "$DATABASE_URL" -X -q -t -A >/dev/null 2>"$dir/par.locks" <<'EOF' &
 DO $$
 DECLARE
-	m int := 0;
+	w int := 0;
 	c int;
 BEGIN
 	FOR i IN 1..400 LOOP
 		PERFORM pg_stat_clear_snapshot();
 		SELECT count(*) INTO c FROM pg_stat_activity
 		    WHERE datname = current_database() AND wait_event_type = 'Lock';
-		m := greatest(m, c);
+		IF c > 0 THEN
+			w := w + 1;
+		END IF;
 		PERFORM pg_sleep(0.005);
 	END LOOP;
-	RAISE NOTICE 'max_lock_waiters=%', m;
+	RAISE NOTICE 'lock_wait_samples=%', w;
 END $$;
 EOF
 sampler=$!
@@ -381,9 +383,12 @@ row=$(sql "SELECT count(*) FILTER (WHERE a.action = 'login_failure'),
     FROM audit_events a JOIN users u ON u.id = a.user_id WHERE u.email = :'e'" "e=$email")
 verify "(a) the audit table has exactly 5 login_failure and 1 account_locked rows (got $row)" \
     [ "$row" = "5|1" ]
-waiters=$(sed -n 's/.*max_lock_waiters=\([0-9]*\).*/\1/p' "$dir/par.locks")
-verify "(a) no login waited for another login's lock during the burst (most PostgreSQL sessions waiting at once: ${waiters:-unknown})" \
-    [ "$waiters" = 0 ]
+# Each attempt's reservation is one UPDATE of the user's row: two may
+# meet for a moment.  A lock held across a password hash (tens of ms,
+# five times) would show in dozens of the 400 samples; allow a handful.
+waits=$(sed -n 's/.*lock_wait_samples=\([0-9]*\).*/\1/p' "$dir/par.locks")
+verify "(a) no login waited through another login's password check (samples with a lock wait: ${waits:-unknown} of 400)" \
+    [ "${waits:-999}" -le 8 ]
 
 # --------------------------------- (b) a lockout survives killed workers
 
