@@ -17,7 +17,6 @@
 #include "internal.h"
 
 #define CACHE_TTL	"60"	/* seconds: bounds staleness if a bump is lost */
-#define KEY_MAX		256
 
 /* Returns {generation, value or false} for KEYS[1] = the user's gen key. */
 static const char lookup_lua[] =
@@ -41,12 +40,47 @@ query_digest(const char *kind, const char *query, char out[65])
 	out[64] = '\0';
 }
 
+void
+Fin_cache_lookup_cmd(struct fin_ctx *ctx, const char *user_id,
+    const char *kind, const char *query, struct fin_cache_lookup *c,
+    struct fin_cache_entry *out)
+{
+	memset(out, 0, sizeof(*out));
+	query_digest(kind, query, out->digest);
+	snprintf(c->genkey, sizeof(c->genkey), "fin:gen:%s:%s",
+	    ctx->redis_run_id, user_id);
+	snprintf(c->prefix, sizeof(c->prefix), "fin:c:%s:%s:",
+	    ctx->redis_run_id, user_id);
+	snprintf(out->run_id, sizeof(out->run_id), "%s", ctx->redis_run_id);
+	c->argv[0] = "EVAL";
+	c->argv[1] = lookup_lua;
+	c->argv[2] = "1";
+	c->argv[3] = c->genkey;
+	c->argv[4] = c->prefix;
+	c->argv[5] = out->digest;
+}
+
+enum fin_err
+Fin_cache_lookup_reply(const redisReply *r, struct fin_arena *a,
+    struct fin_cache_entry *out)
+{
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return FIN_E_SERVICE_UNAVAILABLE;
+	snprintf(out->generation, sizeof(out->generation), "%s",
+	    r->element[0]->str);
+	out->usable = true;
+	if (r->element[1]->type == REDIS_REPLY_STRING)
+		out->body = fin_arena_strndup(a, r->element[1]->str,
+		    r->element[1]->len);
+	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
+}
+
 enum fin_err
 fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
     const char *kind, const char *query, struct fin_cache_entry *out)
 {
-	char		 genkey[KEY_MAX], prefix[KEY_MAX];
-	const char	*argv[6];
+	struct fin_cache_lookup c;
 	redisReply	*r;
 	enum fin_err	 e;
 
@@ -54,42 +88,20 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
 	/* Connect first: the keys need the run_id of this Redis process. */
 	if (!Fin_redis_available(ctx))
 		return FIN_E_SERVICE_UNAVAILABLE;
-	query_digest(kind, query, out->digest);
-	snprintf(genkey, sizeof(genkey), "fin:gen:%s:%s", ctx->redis_run_id,
-	    user_id);
-	snprintf(prefix, sizeof(prefix), "fin:c:%s:%s:", ctx->redis_run_id,
-	    user_id);
-	snprintf(out->run_id, sizeof(out->run_id), "%s", ctx->redis_run_id);
-	argv[0] = "EVAL";
-	argv[1] = lookup_lua;
-	argv[2] = "1";
-	argv[3] = genkey;
-	argv[4] = prefix;
-	argv[5] = out->digest;
-	if ((e = Fin_redis_command(ctx, &r, 6, argv, NULL)) != FIN_OK)
+	Fin_cache_lookup_cmd(ctx, user_id, kind, query, &c, out);
+	if ((e = Fin_redis_command(ctx, &r, 6, c.argv, NULL)) != FIN_OK)
 		return e;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING) {
-		freeReplyObject(r);
-		return FIN_E_SERVICE_UNAVAILABLE;
-	}
-	snprintf(out->generation, sizeof(out->generation), "%s",
-	    r->element[0]->str);
-	out->usable = true;
-	if (r->element[1]->type == REDIS_REPLY_STRING)
-		out->body = fin_arena_strndup(a, r->element[1]->str,
-		    r->element[1]->len);
+	e = Fin_cache_lookup_reply(r, a, out);
 	freeReplyObject(r);
-	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
+	return e;
 }
 
 void
 fin_cache_put(struct fin_ctx *ctx, const char *user_id,
     const struct fin_cache_entry *entry, const char *body)
 {
-	char		 key[KEY_MAX];
+	char		 key[FIN_CACHE_KEY_MAX];
 	const char	*argv[5];
-	redisReply	*r;
 
 	if (!entry->usable)
 		return;
@@ -101,14 +113,14 @@ fin_cache_put(struct fin_ctx *ctx, const char *user_id,
 	argv[2] = body;
 	argv[3] = "EX";
 	argv[4] = CACHE_TTL;
-	if (Fin_redis_command(ctx, &r, 5, argv, NULL) == FIN_OK)
-		freeReplyObject(r);
+	/* The client is not kept waiting for a fill: no reply is awaited. */
+	Fin_redis_send_later(ctx, 5, argv, NULL);
 }
 
 void
 fin_cache_invalidate(struct fin_ctx *ctx, const char *user_id)
 {
-	char		 key[KEY_MAX];
+	char		 key[FIN_CACHE_KEY_MAX];
 	const char	*argv[2];
 	redisReply	*r;
 

@@ -164,6 +164,12 @@ void		 fin_db_rollback(struct fin_ctx *);
 /* Round trips to each dependency; FIN_E_SERVICE_UNAVAILABLE when down. */
 enum fin_err	 fin_db_ping(struct fin_ctx *) FIN_WUR;
 enum fin_err	 fin_redis_ping(struct fin_ctx *) FIN_WUR;
+/*
+ * Commands sent without waiting (cache fills) ride along with the next
+ * request's round trip; a worker about to go idle writes them out here.
+ */
+bool		 fin_redis_unflushed(const struct fin_ctx *);
+void		 fin_redis_flush(struct fin_ctx *);
 
 /* ------------------------------------------------------------------ */
 /* JSON and validation helpers                                         */
@@ -431,11 +437,25 @@ struct fin_limit_result {
 	int64_t		 retry_after;	/* seconds, when refused */
 };
 
+struct fin_cache_entry {
+	char		 run_id[48];		/* of the Redis the generation came from */
+	char		 generation[24];
+	char		 digest[65];
+	bool		 usable;		/* Redis answered: a put may follow */
+	const char	*body;			/* on a hit, arena-owned */
+};
+
 struct fin_gate {
 	const char	*ip;
 	const char	*email;		/* FIN_LIMIT_LOGIN_EMAIL's subject */
 	const char	*token;		/* NULL: the route is public */
 	unsigned	 limits;	/* 1u << FIN_LIMIT_* */
+	/*
+	 * Set both to look the response up in the cache (fin_cache_get) in
+	 * the same round trip, for the token's user; the page lands in arena.
+	 */
+	const char	*cache_kind, *cache_query;
+	struct fin_arena *arena;
 };
 
 struct fin_gate_result {
@@ -444,6 +464,7 @@ struct fin_gate_result {
 	struct fin_limit_result limits[FIN_LIMIT__MAX];
 	int		 denied;	/* the FIN_LIMIT_* that refused, or -1 */
 	bool		 limits_failed_open;
+	struct fin_cache_entry cache;	/* .usable: it was looked up */
 };
 
 enum fin_err	 fin_gate_check(struct fin_ctx *, const struct fin_gate *,
@@ -549,13 +570,6 @@ enum fin_err	 fin_txn_summary(struct fin_ctx *, const char *user_id,
 /* Response cache (lib/cache.c)                                        */
 /* ------------------------------------------------------------------ */
 
-struct fin_cache_entry {
-	char		 run_id[48];		/* of the Redis the generation came from */
-	char		 generation[24];
-	char		 digest[65];
-	bool		 usable;		/* Redis answered: a put may follow */
-	const char	*body;			/* on a hit, arena-owned */
-};
 
 /* FIN_OK on a hit, FIN_E_NOT_FOUND on a miss, else Redis is down. */
 enum fin_err	 fin_cache_get(struct fin_ctx *, struct fin_arena *,

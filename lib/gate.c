@@ -1,8 +1,9 @@
 /*
  * The per-request gate: rate limits and "is this session alive?" in one
  * pipelined Redis round trip.  The access token is verified first (CPU
- * only), so the pipeline can carry the per-user limit and the session
- * mirror look-up together with the per-IP limit.
+ * only), so the pipeline can carry the per-user limit, the session mirror
+ * look-up and, for a cached route, the response cache look-up together
+ * with the per-IP limit: a cache hit costs one round trip in all.
  *
  * Rate limits use GCRA (the generic cell rate algorithm) in a Lua script:
  * one key per limit holding a single timestamp, atomic in Redis, shared by
@@ -23,7 +24,7 @@
 
 #define TOUCH_EVERY	"60"	/* last_used_at is written at most this often */
 #define LIMIT_KEY_MAX	192
-#define MAX_CMDS	(FIN_LIMIT__MAX + 2)
+#define MAX_CMDS	(FIN_LIMIT__MAX + 3)
 
 /*
  * KEYS[1] the limit's key; ARGV[1] period in ms; ARGV[2] limit.
@@ -150,6 +151,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
     struct fin_gate_result *out)
 {
 	struct limit_cmd cmds[FIN_LIMIT__MAX];
+	struct fin_cache_lookup cache;
 	char		 skey[FIN_MIRROR_KEY_MAX], tkey[FIN_MIRROR_KEY_MAX];
 	const char	*get[2], *set[6];
 	const char	**argv[MAX_CMDS];
@@ -212,6 +214,14 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		argv[n] = set;
 		argc[n] = 6;
 		which[n++] = -2;
+		if (in->cache_kind != NULL && in->cache_query != NULL &&
+		    in->arena != NULL) {
+			Fin_cache_lookup_cmd(ctx, out->principal.user_id,
+			    in->cache_kind, in->cache_query, &cache, &out->cache);
+			argv[n] = cache.argv;
+			argc[n] = 6;
+			which[n++] = -3;
+		}
 	}
 	redis_ok = n > 0 && up && Fin_redis_pipeline(ctx, n, argc,
 	    (const char **const *)argv, NULL, rep) == FIN_OK;
@@ -233,8 +243,11 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 			alive = rep[i] != NULL && rep[i]->type == REDIS_REPLY_STRING &&
 			    rep[i]->len == strlen(out->principal.user_id) &&
 			    memcmp(rep[i]->str, out->principal.user_id, rep[i]->len) == 0;
-		else
+		else if (which[i] == -2)
 			touch = rep[i] != NULL && rep[i]->type == REDIS_REPLY_STATUS;
+		else if (Fin_cache_lookup_reply(rep[i], in->arena,
+		    &out->cache) == FIN_E_SERVICE_UNAVAILABLE)
+			memset(&out->cache, 0, sizeof(out->cache));
 		freeReplyObject(rep[i]);
 	}
 	if (!token_ok)

@@ -58,6 +58,9 @@ struct fin_ctx {
 	 * can never bring a revoked session back to life.
 	 */
 	char		 redis_run_id[48];	/* "" while disconnected */
+	/* Sent by Fin_redis_send_later: replies still to read, bytes to write. */
+	size_t		 redis_unread;
+	bool		 redis_unflushed;
 	/* Revocations Redis did not take yet (see Fin_session_unmirror). */
 #define FIN_PENDING_UNMIRROR_MAX 64
 	char		 pending_unmirror[FIN_PENDING_UNMIRROR_MAX][37];
@@ -113,6 +116,30 @@ enum fin_err	 Fin_redis_pipeline(struct fin_ctx *, size_t n,
 		    const int *argc, const char **const *argv,
 		    const size_t *const *argvlen, redisReply **replies) FIN_WUR;
 bool		 Fin_redis_available(struct fin_ctx *);
+/*
+ * Queues a command whose reply nobody waits for (a cache fill): it leaves
+ * with the next pipeline, or with fin_redis_flush() when the worker is
+ * about to go idle, and its reply is read and dropped then.
+ */
+void		 Fin_redis_send_later(struct fin_ctx *, int argc,
+		    const char **argv, const size_t *argvlen);
+
+/*
+ * The response cache's look-up as one EVAL, so that lib/gate.c can send
+ * it in the same round trip as the rate limits and the session check.
+ */
+#define FIN_CACHE_KEY_MAX	256
+struct fin_cache_lookup {
+	char		 genkey[FIN_CACHE_KEY_MAX];
+	char		 prefix[FIN_CACHE_KEY_MAX];
+	const char	*argv[6];
+};
+void		 Fin_cache_lookup_cmd(struct fin_ctx *, const char *user_id,
+		    const char *kind, const char *query,
+		    struct fin_cache_lookup *, struct fin_cache_entry *out);
+/* FIN_OK on a hit, FIN_E_NOT_FOUND on a miss (out->usable either way). */
+enum fin_err	 Fin_cache_lookup_reply(const redisReply *, struct fin_arena *,
+		    struct fin_cache_entry *out) FIN_WUR;
 
 /* ------------------------------------------------------------------ */
 /* Time                                                                */

@@ -56,6 +56,8 @@ struct fin_metrics_shm {
 
 /* This process's mapping of the region; NULL when metrics are off. */
 static struct fin_metrics_shm *shm;
+/* A worker's own crash-record slot, claimed once: no getpid() a request. */
+static struct worker_slot *own_slot;
 
 int
 fin_metrics_create(void)
@@ -95,6 +97,7 @@ fin_metrics_attach(int fd)
 		return false;
 	}
 	shm = p;
+	own_slot = NULL;
 	return true;
 }
 
@@ -177,9 +180,11 @@ slot_of(int pid, bool claim)
 void
 fin_metrics_request_begin(const char *request_id, const char *route)
 {
-	struct worker_slot *s = slot_of((int)getpid(), true);
+	struct worker_slot *s;
 
-	if (s == NULL)
+	if (own_slot == NULL && shm != NULL)
+		own_slot = slot_of((int)getpid(), true);
+	if ((s = own_slot) == NULL)
 		return;
 	snprintf(s->request_id, sizeof(s->request_id), "%s", request_id);
 	snprintf(s->route, sizeof(s->route), "%s", route != NULL ? route : "");
@@ -188,7 +193,7 @@ fin_metrics_request_begin(const char *request_id, const char *route)
 void
 fin_metrics_request_end(void)
 {
-	struct worker_slot *s = slot_of((int)getpid(), false);
+	struct worker_slot *s = own_slot;
 
 	if (s != NULL) {
 		s->request_id[0] = '\0';

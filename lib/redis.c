@@ -93,6 +93,8 @@ drop(struct fin_ctx *ctx)
 	fin_metric_inc(FIN_M_REDIS_ERRORS);
 	/* No key may be built for a Redis we are not connected to. */
 	ctx->redis_run_id[0] = '\0';
+	ctx->redis_unread = 0;
+	ctx->redis_unflushed = false;
 	if (ctx->redis != NULL)
 		redisFree(ctx->redis);
 	ctx->redis = NULL;
@@ -220,6 +222,13 @@ Fin_redis_pipeline(struct fin_ctx *ctx, size_t n, const int *argc,
 		if (redisAppendCommandArgv(ctx->redis, argc[i], argv[i],
 		    argvlen != NULL ? argvlen[i] : NULL) != REDIS_OK)
 			goto lost;
+	/* Replies to what was sent without waiting come first, in order. */
+	for (; ctx->redis_unread > 0; ctx->redis_unread--) {
+		if (redisGetReply(ctx->redis, &r) != REDIS_OK)
+			goto lost;
+		freeReplyObject(r);
+	}
+	ctx->redis_unflushed = false;
 	for (i = 0; i < n; i++) {
 		if (redisGetReply(ctx->redis, &r) != REDIS_OK)
 			goto lost;
@@ -235,6 +244,43 @@ lost:
 	}
 	drop(ctx);
 	return FIN_E_SERVICE_UNAVAILABLE;
+}
+
+void
+Fin_redis_send_later(struct fin_ctx *ctx, int argc, const char **argv,
+    const size_t *argvlen)
+{
+	if (ensure(ctx) != FIN_OK)
+		return;
+	if (redisAppendCommandArgv(ctx->redis, argc, argv, argvlen) != REDIS_OK) {
+		drop(ctx);
+		return;
+	}
+	ctx->redis_unread++;
+	ctx->redis_unflushed = true;
+}
+
+void
+fin_redis_flush(struct fin_ctx *ctx)
+{
+	int	 done = 0;
+
+	if (ctx->redis == NULL || !ctx->redis_unflushed)
+		return;
+	while (!done)
+		if (redisBufferWrite(ctx->redis, &done) != REDIS_OK) {
+			fin_log(FIN_LOG_WARN, "redis_error",
+			    "could not talk to redis: %s", ctx->redis->errstr);
+			drop(ctx);
+			return;
+		}
+	ctx->redis_unflushed = false;
+}
+
+bool
+fin_redis_unflushed(const struct fin_ctx *ctx)
+{
+	return ctx->redis_unflushed;
 }
 
 enum fin_err

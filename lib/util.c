@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
 #include <uuid/uuid.h>
 
 #include "internal.h"
@@ -37,8 +38,14 @@ fin_uuid_v4(char out[37])
 {
 	uuid_t	 u;
 
-	/* libuuid reads getrandom(): sets the version 4 and variant bits. */
-	uuid_generate_random(u);
+	/*
+	 * Every request takes one: libuuid's uuid_generate_random() would also
+	 * make five more system calls (getpid, getuid, ...) to stir its
+	 * fallback generator, where libsodium makes a single getrandom().
+	 */
+	randombytes_buf(u, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);	/* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);	/* RFC 4122 variant */
 	uuid_unparse_lower(u, out);
 }
 

@@ -46,6 +46,7 @@ enum method {
 #define R_RL_SIGNUP	0x0080	/* signup limit per client IP */
 #define R_RL_LOGIN	0x0100	/* login limits per client IP and per email */
 #define R_NO_RL		0x0200	/* no rate limit (health checks of load balancers) */
+#define R_CACHED	0x0400	/* first pages come from the Redis response cache */
 
 struct request;
 typedef enum fin_err handler_fn(struct request *);

@@ -127,24 +127,30 @@ h_txn_restore(struct request *req)
 }
 
 /*
- * Serves kind/key from the cache, or runs fill and stores what it made.
- * Only ever for data of the caller, under the caller's generation.
+ * Serves the page from the cache, or runs fill and stores what it made.
+ * The key is the route and the query string as sent: a page is only ever
+ * stored after its query passed validation, so a hit needs no other
+ * check.  The gate usually looked it up already (R_CACHED); only data of
+ * the caller, under the caller's generation.
  */
 static enum fin_err
-cached(struct request *req, const char *kind, const char *key,
+cached(struct request *req,
     enum fin_err (*fill)(struct request *, void *, struct json_object **),
     void *arg)
 {
-	struct fin_cache_entry ce;
+	struct fin_cache_entry ce = req->gate.cache;
 	struct json_object *o;
-	enum fin_err	 e;
-
 	const char	*text;
 	size_t		 len;
+	enum fin_err	 e;
 
+	if (!ce.usable)
+		e = fin_cache_get(req->ctx, req->arena, req->user_id,
+		    req->route->pattern, req->query_string, &ce);
+	else
+		e = ce.body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
 	/* A hit is sent as the bytes stored: no parse, no second serialise. */
-	if (fin_cache_get(req->ctx, req->arena, req->user_id, kind, key,
-	    &ce) == FIN_OK) {
+	if (e == FIN_OK) {
 		resp_header(req, "X-Cache", "HIT");
 		reply_json_text(req, 200, ce.body, strlen(ce.body));
 		return FIN_OK;
@@ -174,7 +180,7 @@ h_txn_list(struct request *req)
 {
 	struct fin_txn_query q;
 	struct json_object *o;
-	const char	*d, *key;
+	const char	*d;
 	enum fin_err	 e;
 
 	memset(&q, 0, sizeof(q));
@@ -210,15 +216,7 @@ h_txn_list(struct request *req)
 		reply_json(req, 200, o);
 		return FIN_OK;
 	}
-	/* Length-prefixed parts: no two different queries share a key. */
-	key = fin_arena_printf(req->arena, "%s|%s|%zd:%s|%zd:%s|%d|%lld",
-	    q.from ? q.from : "", q.to ? q.to : "",
-	    q.category ? (ssize_t)strlen(q.category) : -1,
-	    q.category ? q.category : "", q.q ? (ssize_t)strlen(q.q) : -1,
-	    q.q ? q.q : "", (int)q.deleted, (long long)q.limit);
-	if (key == NULL)
-		return FIN_E_INTERNAL_ERROR;
-	return cached(req, "list", key, fill_list, &q);
+	return cached(req, fill_list, &q);
 }
 
 struct range {
@@ -237,14 +235,9 @@ enum fin_err
 h_txn_summary(struct request *req)
 {
 	struct range	 r;
-	const char	*key;
 	enum fin_err	 e;
 
 	if ((e = request_date_range(req, &r.from, &r.to)) != FIN_OK)
 		return e;
-	key = fin_arena_printf(req->arena, "%s|%s", r.from ? r.from : "",
-	    r.to ? r.to : "");
-	if (key == NULL)
-		return FIN_E_INTERNAL_ERROR;
-	return cached(req, "summary", key, fill_summary, &r);
+	return cached(req, fill_summary, &r);
 }

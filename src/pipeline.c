@@ -1,8 +1,8 @@
 /*
  * The ordered steps every request goes through before its handler, in one
  * place (as Redis's processCommand): API version, body size, route (404 /
- * 405 with Allow), CORS, rate limits and authentication (one Redis round
- * trip), body validation, the login email limit, handler, then the
+ * 405 with Allow), CORS, rate limits, authentication and the response
+ * cache look-up (one Redis round trip), body validation, the login email limit, handler, then the
  * response and one access-log line.  A step that fails stores the error
  * response and the rest are skipped.
  */
@@ -196,6 +196,15 @@ step_gate(struct request *req)
 	if (flags & (R_AUTH | R_ADMIN)) {
 		in.token = bearer(req);
 		in.limits |= 1u << FIN_LIMIT_USER;
+	}
+	/*
+	 * The cached page rides in the same round trip; it is used only once
+	 * every step below has passed.  Pages after the first are not cached.
+	 */
+	if ((flags & R_CACHED) && request_query(req, "cursor") == NULL) {
+		in.cache_kind = req->route->pattern;
+		in.cache_query = req->query_string;
+		in.arena = req->arena;
 	}
 	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
 		return e;

@@ -86,8 +86,8 @@ const struct route routes[] = {
 	{ M_GET,      "/audit",                       h_audit_list,             R_AUTH,                  NULL },
 
 	{ M_POST,     "/transactions",                h_txn_create,             R_AUTH,                  txn_create_spec },
-	{ M_GET,      "/transactions",                h_txn_list,               R_AUTH,                  NULL },
-	{ M_GET,      "/transactions/summary",        h_txn_summary,            R_AUTH,                  NULL },
+	{ M_GET,      "/transactions",                h_txn_list,               R_AUTH | R_CACHED,       NULL },
+	{ M_GET,      "/transactions/summary",        h_txn_summary,            R_AUTH | R_CACHED,       NULL },
 	{ M_GET,      "/transactions/{id}",           h_txn_get,                R_AUTH,                  NULL },
 	{ M_PATCH,    "/transactions/{id}",           h_txn_update,             R_AUTH,                  txn_update_spec },
 	{ M_DELETE,   "/transactions/{id}",           h_txn_delete,             R_AUTH,                  NULL },

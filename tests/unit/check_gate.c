@@ -1,10 +1,13 @@
 /*
  * Rate limits against a real Redis: two workers (two contexts) draw from
  * one counter, the limit is exact, the window refills, and with Redis
- * down the limits fail open.
+ * down the limits fail open.  The response cache's look-up rides in the
+ * same round trip, and a fill sent without waiting reaches every worker.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -112,6 +115,78 @@ START_TEST(test_gate_bad_tokens_unauthorized)
 }
 END_TEST
 
+/* The gate of user's token on route /t?q, its cache look-up with it. */
+static void
+gate_with_cache(struct fin_ctx *w, struct fin_arena *a, const char *token,
+    const char *q, struct fin_gate_result *r)
+{
+	struct fin_gate	 in = { .ip = "203.0.113.3", .token = token,
+	    .limits = 1u << FIN_LIMIT_IP, .cache_kind = "/t", .cache_query = q,
+	    .arena = a };
+
+	ck_assert_int_eq(fin_gate_check(w, &in, r), FIN_OK);
+	ck_assert(r->cache.usable);
+}
+
+START_TEST(test_gate_cache_rides_along)
+{
+	struct fin_ctx	*w1, *w2;
+	struct fin_arena *a = fin_arena_new(1 << 20);
+	struct fin_gate_result r;
+	struct fin_jwt_claims c;
+	struct fin_config *jc;
+	char		 tok[FIN_JWT_MAX + 1], why[256], q[64];
+
+	ck_assert_ptr_nonnull(a);
+	setenv("JWT_SECRET", "check-gate-secret-0123456789abcdef0123456789", 1);
+	jc = fin_config_load(false, why, sizeof(why));
+	ck_assert_msg(jc != NULL, "%s", why);
+	w1 = fin_ctx_new(jc);
+	w2 = fin_ctx_new(jc);
+	memset(&c, 0, sizeof(c));
+	fin_uuid_v4(c.sub);
+	fin_uuid_v4(c.sid);
+	fin_uuid_v4(c.jti);
+	c.iat = (int64_t)time(NULL);
+	c.exp = c.iat + 60;
+	ck_assert_int_eq(fin_jwt_sign(jc, &c, tok, sizeof(tok)), FIN_OK);
+	snprintf(q, sizeof(q), "limit=%d", (int)getpid());
+
+	gate_with_cache(w1, a, tok, q, &r);
+	ck_assert_ptr_null(r.cache.body);
+	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":1}");
+	/* Sent without waiting: it leaves with the next round trip ... */
+	gate_with_cache(w1, a, tok, q, &r);
+	ck_assert_str_eq(r.cache.body, "{\"page\":1}");
+	/* ... or when the worker is about to go idle. */
+	gate_with_cache(w1, a, tok, "other=1", &r);
+	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":2}");
+	ck_assert(fin_redis_unflushed(w1));
+	fin_redis_flush(w1);
+	ck_assert(!fin_redis_unflushed(w1));
+	gate_with_cache(w2, a, tok, "other=1", &r);
+	ck_assert_str_eq(r.cache.body, "{\"page\":2}");
+	/* Another query is another page; a write makes every page old. */
+	gate_with_cache(w2, a, tok, "other=2", &r);
+	ck_assert_ptr_null(r.cache.body);
+	fin_cache_invalidate(w2, c.sub);
+	gate_with_cache(w1, a, tok, q, &r);
+	ck_assert_ptr_null(r.cache.body);
+	/* A public route (no token) looks nothing up. */
+	{
+		struct fin_gate in = { .ip = "203.0.113.3", .cache_kind = "/t",
+		    .cache_query = q, .arena = a };
+
+		ck_assert_int_eq(fin_gate_check(w1, &in, &r), FIN_OK);
+		ck_assert(!r.cache.usable);
+	}
+	fin_ctx_free(w1);
+	fin_ctx_free(w2);
+	fin_arena_free(a);
+	fin_config_free(jc);
+}
+END_TEST
+
 static Suite *
 gate_suite(void)
 {
@@ -124,6 +199,7 @@ gate_suite(void)
 	tcase_set_timeout(core, 20);
 	tcase_add_test(core, test_gate_shared_counter_exact_limit);
 	tcase_add_test(core, test_gate_remaining_counts_down);
+	tcase_add_test(core, test_gate_cache_rides_along);
 	tcase_add_test(errors, test_gate_fails_open_without_redis);
 	tcase_add_test(errors, test_gate_bad_tokens_unauthorized);
 	suite_add_tcase(s, core);

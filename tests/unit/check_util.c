@@ -29,13 +29,18 @@ END_TEST
 START_TEST(test_util_uuid_v4)
 {
 	char	 a[37], b[37];
+	int	 i;
 
-	fin_uuid_v4(a);
 	fin_uuid_v4(b);
-	ck_assert(fin_valid_uuid(a));
-	ck_assert_str_ne(a, b);
-	ck_assert_int_eq(a[14], '4');
-	ck_assert(strchr("89ab", a[19]) != NULL);
+	/* Random bits must never leak into the version or variant. */
+	for (i = 0; i < 256; i++) {
+		fin_uuid_v4(a);
+		ck_assert(fin_valid_uuid(a));
+		ck_assert_str_ne(a, b);
+		ck_assert_int_eq(a[14], '4');
+		ck_assert(strchr("89ab", a[19]) != NULL);
+		memcpy(b, a, sizeof(b));
+	}
 	ck_assert(!fin_valid_uuid("not-a-uuid"));
 	ck_assert(!fin_valid_uuid("123e4567-e89b-12d3-a456-42661417400"));
 	ck_assert(!fin_valid_uuid("123e4567-e89b-12d3-a456-4266141740000"));
