@@ -1,8 +1,10 @@
 /*
- * The response cache in Redis.  Keys carry a per-user generation that
- * every write bumps after it commits, so a read after a write has returned
- * never finds the old page on any worker; old generations simply expire.
- * Lookup and generation read are one round trip (a Lua script).  Redis
+ * The response cache in Redis.  Every page is stored with the per-user
+ * generation it was made under ("<generation>\n<page>"), and every write
+ * bumps the generation after it commits, so a read after a write has
+ * returned never takes an old page on any worker.  The look-up is two
+ * plain GETs in one round trip (the generation and the page), compared
+ * here: no Lua, which would copy and hash every byte of a page.  Redis
  * down: every call is a miss and a no-op, and PostgreSQL answers.  Keys
  * carry Redis's run_id, as the session mirror's do: a Redis restarted from
  * an old snapshot starts with an empty cache instead of stale pages.
@@ -10,6 +12,7 @@
 #include "setup.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -17,11 +20,6 @@
 #include "internal.h"
 
 #define CACHE_TTL	"60"	/* seconds: bounds staleness if a bump is lost */
-
-/* Returns {generation, value or false} for KEYS[1] = the user's gen key. */
-static const char lookup_lua[] =
-	"local g = redis.call('GET', KEYS[1]) or '0' "
-	"return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}";
 
 static void
 query_digest(const char *kind, const char *query, char out[65])
@@ -49,30 +47,34 @@ Fin_cache_lookup_cmd(struct fin_ctx *ctx, const char *user_id,
 	query_digest(kind, query, out->digest);
 	snprintf(c->genkey, sizeof(c->genkey), "fin:gen:%s:%s",
 	    ctx->redis_run_id, user_id);
-	snprintf(c->prefix, sizeof(c->prefix), "fin:c:%s:%s:",
-	    ctx->redis_run_id, user_id);
+	snprintf(c->pagekey, sizeof(c->pagekey), "fin:c:%s:%s:%s",
+	    ctx->redis_run_id, user_id, out->digest);
 	snprintf(out->run_id, sizeof(out->run_id), "%s", ctx->redis_run_id);
-	c->argv[0] = "EVAL";
-	c->argv[1] = lookup_lua;
-	c->argv[2] = "1";
-	c->argv[3] = c->genkey;
-	c->argv[4] = c->prefix;
-	c->argv[5] = out->digest;
+	c->gen[0] = c->page[0] = "GET";
+	c->gen[1] = c->genkey;
+	c->page[1] = c->pagekey;
 }
 
 enum fin_err
-Fin_cache_lookup_reply(const redisReply *r, struct fin_arena *a,
-    struct fin_cache_entry *out)
+Fin_cache_lookup_reply(const redisReply *gen, const redisReply *page,
+    struct fin_arena *a, struct fin_cache_entry *out)
 {
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING)
+	size_t		 glen;
+
+	if (gen == NULL || page == NULL || (gen->type != REDIS_REPLY_STRING &&
+	    gen->type != REDIS_REPLY_NIL) || (page->type != REDIS_REPLY_STRING &&
+	    page->type != REDIS_REPLY_NIL))
 		return FIN_E_SERVICE_UNAVAILABLE;
 	snprintf(out->generation, sizeof(out->generation), "%s",
-	    r->element[0]->str);
+	    gen->type == REDIS_REPLY_STRING ? gen->str : "0");
 	out->usable = true;
-	if (r->element[1]->type == REDIS_REPLY_STRING)
-		out->body = fin_arena_strndup(a, r->element[1]->str,
-		    r->element[1]->len);
+	glen = strlen(out->generation);
+	/* A page made under another generation is a miss (and is replaced). */
+	if (page->type == REDIS_REPLY_STRING && page->len > glen &&
+	    memcmp(page->str, out->generation, glen) == 0 &&
+	    page->str[glen] == '\n')
+		out->body = fin_arena_strndup(a, page->str + glen + 1,
+		    page->len - glen - 1);
 	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
 }
 
@@ -81,7 +83,9 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
     const char *kind, const char *query, struct fin_cache_entry *out)
 {
 	struct fin_cache_lookup c;
-	redisReply	*r;
+	const char	**argv[2];
+	int		 argc[2] = { 2, 2 };
+	redisReply	*r[2];
 	enum fin_err	 e;
 
 	memset(out, 0, sizeof(*out));
@@ -89,10 +93,14 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
 	if (!Fin_redis_available(ctx))
 		return FIN_E_SERVICE_UNAVAILABLE;
 	Fin_cache_lookup_cmd(ctx, user_id, kind, query, &c, out);
-	if ((e = Fin_redis_command(ctx, &r, 6, c.argv, NULL)) != FIN_OK)
+	argv[0] = c.gen;
+	argv[1] = c.page;
+	e = Fin_redis_pipeline(ctx, 2, argc, (const char **const *)argv, NULL, r);
+	if (e != FIN_OK)
 		return e;
-	e = Fin_cache_lookup_reply(r, a, out);
-	freeReplyObject(r);
+	e = Fin_cache_lookup_reply(r[0], r[1], a, out);
+	freeReplyObject(r[0]);
+	freeReplyObject(r[1]);
 	return e;
 }
 
@@ -100,21 +108,35 @@ void
 fin_cache_put(struct fin_ctx *ctx, const char *user_id,
     const struct fin_cache_entry *entry, const char *body)
 {
-	char		 key[FIN_CACHE_KEY_MAX];
+	char		 key[FIN_CACHE_KEY_MAX], *value;
 	const char	*argv[5];
+	size_t		 argvlen[5], glen, blen;
 
 	if (!entry->usable)
 		return;
-	/* Stored under the generation read before the query ran: never newer. */
-	snprintf(key, sizeof(key), "fin:c:%s:%s:%s:%s", entry->run_id, user_id,
-	    entry->generation, entry->digest);
+	/* Tagged with the generation read before the query ran: never newer. */
+	glen = strlen(entry->generation);
+	blen = strlen(body);
+	if ((value = malloc(glen + 1 + blen)) == NULL)
+		return;
+	memcpy(value, entry->generation, glen);
+	value[glen] = '\n';
+	memcpy(value + glen + 1, body, blen);
+	snprintf(key, sizeof(key), "fin:c:%s:%s:%s", entry->run_id, user_id,
+	    entry->digest);
 	argv[0] = "SET";
 	argv[1] = key;
-	argv[2] = body;
+	argv[2] = value;
 	argv[3] = "EX";
 	argv[4] = CACHE_TTL;
+	argvlen[0] = 3;
+	argvlen[1] = strlen(key);
+	argvlen[2] = glen + 1 + blen;
+	argvlen[3] = 2;
+	argvlen[4] = strlen(CACHE_TTL);
 	/* The client is not kept waiting for a fill: no reply is awaited. */
-	Fin_redis_send_later(ctx, 5, argv, NULL);
+	Fin_redis_send_later(ctx, 5, argv, argvlen);
+	free(value);
 }
 
 void

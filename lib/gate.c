@@ -24,27 +24,36 @@
 
 #define TOUCH_EVERY	"60"	/* last_used_at is written at most this often */
 #define LIMIT_KEY_MAX	192
-#define MAX_CMDS	(FIN_LIMIT__MAX + 3)
+#define MAX_CMDS	5	/* limits, mirror GET, touch SET, cache GET x 2 */
 
 /*
- * KEYS[1] the limit's key; ARGV[1] period in ms; ARGV[2] limit.
- * Returns {allowed, remaining, retry_after_s, reset_s}.
+ * Every limit of a request in one call: KEYS[i] is limit i's key,
+ * ARGV[2i-1] its period in ms and ARGV[2i] its limit.  Returns for each
+ * {allowed, remaining, retry_after_s, reset_s}; each limit is counted
+ * whether or not another refused, as separate checks would be.
  */
 static const char gcra_lua[] =
 	"local t = redis.call('TIME') "
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local period = tonumber(ARGV[1]) "
-	"local limit = tonumber(ARGV[2]) "
-	"local interval = period / limit "
-	"local tat = tonumber(redis.call('GET', KEYS[1])) or now "
-	"if tat < now then tat = now end "
-	"local ahead = tat + interval - now "
-	"if ahead > period then "
-	"  return {0, 0, math.ceil((ahead - period) / 1000), "
-	"    math.ceil((tat - now) / 1000)} "
+	"local out = {} "
+	"for i = 1, #KEYS do "
+	"  local period = tonumber(ARGV[2 * i - 1]) "
+	"  local limit = tonumber(ARGV[2 * i]) "
+	"  local interval = period / limit "
+	"  local tat = tonumber(redis.call('GET', KEYS[i])) or now "
+	"  if tat < now then tat = now end "
+	"  local ahead = tat + interval - now "
+	"  if ahead > period then "
+	"    out[i] = {0, 0, math.ceil((ahead - period) / 1000), "
+	"      math.ceil((tat - now) / 1000)} "
+	"  else "
+	"    redis.call('SET', KEYS[i], tostring(tat + interval), 'PX', "
+	"      math.ceil(ahead)) "
+	"    out[i] = {1, math.floor((period - ahead) / interval), 0, "
+	"      math.ceil(ahead / 1000)} "
+	"  end "
 	"end "
-	"redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(ahead)) "
-	"return {1, math.floor((period - ahead) / interval), 0, math.ceil(ahead / 1000)}";
+	"return out";
 
 static const char *const limit_names[FIN_LIMIT__MAX] = {
 	"ip",			/* FIN_LIMIT_IP */
@@ -82,39 +91,96 @@ limit_params(const struct fin_config *cfg, enum fin_limit_kind k,
 	}
 }
 
-/* One EVAL command's arguments, in caller-owned storage. */
-struct limit_cmd {
-	char		 key[LIMIT_KEY_MAX];
-	char		 period[24];
-	char		 limit[24];
-	const char	*argv[6];
+/* The one EVALSHA of a request's limits, in caller-owned storage. */
+struct limits_cmd {
+	struct {
+		char	 key[LIMIT_KEY_MAX];
+		char	 period[24];
+		char	 limit[24];
+	}		 l[FIN_LIMIT__MAX];
+	int		 kind[FIN_LIMIT__MAX];
+	size_t		 n;
+	char		 numkeys[24];
+	const char	*argv[3 + 3 * FIN_LIMIT__MAX];
 };
 
+/* The script's SHA1 in hex, once per context. */
+static const char *
+gcra_sha1(struct fin_ctx *ctx)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, i;
+
+	if (ctx->gcra_sha1[0] == '\0') {
+		EVP_Digest(gcra_lua, sizeof(gcra_lua) - 1, md, &mdlen,
+		    EVP_sha1(), NULL);
+		for (i = 0; i < 20 && i < mdlen; i++)
+			snprintf(ctx->gcra_sha1 + i * 2, 3, "%02x", md[i]);
+	}
+	return ctx->gcra_sha1;
+}
+
+/* After a Redis restart or SCRIPT FLUSH: EVALSHA answers NOSCRIPT. */
+static bool
+script_missing(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+static bool
+load_script(struct fin_ctx *ctx)
+{
+	const char	*argv[3] = { "SCRIPT", "LOAD", gcra_lua };
+	redisReply	*r;
+	bool		 ok;
+
+	if (Fin_redis_command(ctx, &r, 3, argv, NULL) != FIN_OK)
+		return false;
+	ok = r->type == REDIS_REPLY_STRING && strcmp(r->str, gcra_sha1(ctx)) == 0;
+	freeReplyObject(r);
+	return ok;
+}
+
+/* Adds limit k on subject to c. */
 static void
-limit_cmd(const struct fin_config *cfg, enum fin_limit_kind k,
-    const char *subject, struct limit_cmd *c, struct fin_limit_result *r)
+limit_add(struct fin_ctx *ctx, enum fin_limit_kind k, const char *subject,
+    struct limits_cmd *c, struct fin_limit_result *r)
 {
 	unsigned char	 md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen = 0, i;
 	char		 hex[33];
 	int64_t		 limit, period;
 
-	limit_params(cfg, k, &limit, &period);
+	limit_params(ctx->cfg, k, &limit, &period);
 	/* Subjects are hashed: no email address or IP sits in Redis as text. */
 	EVP_Digest(subject, strlen(subject), md, &mdlen, EVP_sha256(), NULL);
 	for (i = 0; i < 16 && i < mdlen; i++)
 		snprintf(hex + i * 2, 3, "%02x", md[i]);
-	snprintf(c->key, sizeof(c->key), "fin:rl:%s:%s", limit_names[k], hex);
-	snprintf(c->period, sizeof(c->period), "%lld", (long long)period * 1000);
-	snprintf(c->limit, sizeof(c->limit), "%lld", (long long)limit);
-	c->argv[0] = "EVAL";
-	c->argv[1] = gcra_lua;
-	c->argv[2] = "1";
-	c->argv[3] = c->key;
-	c->argv[4] = c->period;
-	c->argv[5] = c->limit;
+	snprintf(c->l[c->n].key, LIMIT_KEY_MAX, "fin:rl:%s:%s", limit_names[k], hex);
+	snprintf(c->l[c->n].period, 24, "%lld", (long long)period * 1000);
+	snprintf(c->l[c->n].limit, 24, "%lld", (long long)limit);
+	c->kind[c->n++] = (int)k;
 	memset(r, 0, sizeof(*r));
 	r->limit = limit;
+}
+
+/* The EVALSHA of c's limits; its argument count. */
+static int
+limits_argv(struct fin_ctx *ctx, struct limits_cmd *c)
+{
+	size_t	 i;
+
+	snprintf(c->numkeys, sizeof(c->numkeys), "%zu", c->n);
+	c->argv[0] = "EVALSHA";
+	c->argv[1] = gcra_sha1(ctx);
+	c->argv[2] = c->numkeys;
+	for (i = 0; i < c->n; i++) {
+		c->argv[3 + i] = c->l[i].key;
+		c->argv[3 + c->n + 2 * i] = c->l[i].period;
+		c->argv[3 + c->n + 2 * i + 1] = c->l[i].limit;
+	}
+	return (int)(3 + 3 * c->n);
 }
 
 static bool
@@ -146,21 +212,41 @@ subject_of(const struct fin_gate *in, const struct fin_principal *pr,
 	}
 }
 
+/* Reads the limits' replies into out; false if the reply is not theirs. */
+static bool
+limits_reply(const redisReply *r, const struct limits_cmd *c,
+    struct fin_gate_result *out)
+{
+	size_t	 i;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != c->n)
+		return false;
+	for (i = 0; i < c->n; i++) {
+		if (!limit_reply(r->element[i], &out->limits[c->kind[i]]))
+			return false;
+		if (!out->limits[c->kind[i]].allowed && out->denied < 0)
+			out->denied = c->kind[i];
+	}
+	return true;
+}
+
 enum fin_err
 fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
     struct fin_gate_result *out)
 {
-	struct limit_cmd cmds[FIN_LIMIT__MAX];
+	struct limits_cmd lc;
 	struct fin_cache_lookup cache;
 	char		 skey[FIN_MIRROR_KEY_MAX], tkey[FIN_MIRROR_KEY_MAX];
 	const char	*get[2], *set[6];
 	const char	**argv[MAX_CMDS];
-	int		 argc[MAX_CMDS], which[MAX_CMDS];
+	int		 argc[MAX_CMDS];
 	redisReply	*rep[MAX_CMDS];
 	struct fin_jwt_claims c;
 	bool		 token_ok = false, alive = false, touch = false;
 	bool		 redis_ok, up;
 	size_t		 n = 0, i;
+	/* Where each command sits in the pipeline, or -1. */
+	int		 lim = -1, mirror = -1, touched = -1, page = -1;
 	int		 k;
 	enum fin_err	 e;
 
@@ -178,17 +264,20 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 			    sizeof(out->principal.session_id), "%s", c.sid);
 		}
 	}
+	lc.n = 0;
 	for (k = 0; k < FIN_LIMIT__MAX; k++) {
 		if ((in->limits & (1u << k)) == 0)
 			continue;
 		if (k == FIN_LIMIT_USER && !token_ok)
 			continue;
-		limit_cmd(ctx->cfg, (enum fin_limit_kind)k,
+		limit_add(ctx, (enum fin_limit_kind)k,
 		    subject_of(in, &out->principal, (enum fin_limit_kind)k),
-		    &cmds[k], &out->limits[k]);
-		argv[n] = cmds[k].argv;
-		argc[n] = 6;
-		which[n++] = k;
+		    &lc, &out->limits[k]);
+	}
+	if (lc.n > 0) {
+		argc[n] = limits_argv(ctx, &lc);
+		argv[n] = lc.argv;
+		lim = (int)n++;
 	}
 	/*
 	 * Connect before any key is built: mirror keys carry the run_id of
@@ -210,46 +299,51 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		set[5] = TOUCH_EVERY;
 		argv[n] = get;
 		argc[n] = 2;
-		which[n++] = -1;
+		mirror = (int)n++;
 		argv[n] = set;
 		argc[n] = 6;
-		which[n++] = -2;
+		touched = (int)n++;
 		if (in->cache_kind != NULL && in->cache_query != NULL &&
 		    in->arena != NULL) {
 			Fin_cache_lookup_cmd(ctx, out->principal.user_id,
 			    in->cache_kind, in->cache_query, &cache, &out->cache);
-			argv[n] = cache.argv;
-			argc[n] = 6;
-			which[n++] = -3;
+			argv[n] = cache.gen;
+			argc[n++] = 2;
+			argv[n] = cache.page;
+			argc[n] = 2;
+			page = (int)n++;
 		}
 	}
 	redis_ok = n > 0 && up && Fin_redis_pipeline(ctx, n, argc,
 	    (const char **const *)argv, NULL, rep) == FIN_OK;
-	if (n > 0 && !redis_ok) {
-		out->limits_failed_open = in->limits != 0;
-		if (out->limits_failed_open)
-			fin_metric_inc(FIN_M_RATELIMIT_FAIL_OPEN);
-		if (out->limits_failed_open)
-			fin_log(FIN_LOG_WARN, "ratelimit_fail_open",
-			    "could not check rate limits: redis unavailable");
+	if (redis_ok && lim >= 0 && script_missing(rep[lim])) {
+		/* Nothing was counted: load the script and ask again, once. */
+		for (i = 0; i < n; i++)
+			freeReplyObject(rep[i]);
+		redis_ok = load_script(ctx) && Fin_redis_pipeline(ctx, n, argc,
+		    (const char **const *)argv, NULL, rep) == FIN_OK;
 	}
-	for (i = 0; redis_ok && i < n; i++) {
-		if (which[i] >= 0) {
-			if (!limit_reply(rep[i], &out->limits[which[i]]))
-				out->limits_failed_open = true;
-			else if (!out->limits[which[i]].allowed && out->denied < 0)
-				out->denied = which[i];
-		} else if (which[i] == -1)
-			alive = rep[i] != NULL && rep[i]->type == REDIS_REPLY_STRING &&
-			    rep[i]->len == strlen(out->principal.user_id) &&
-			    memcmp(rep[i]->str, out->principal.user_id, rep[i]->len) == 0;
-		else if (which[i] == -2)
-			touch = rep[i] != NULL && rep[i]->type == REDIS_REPLY_STATUS;
-		else if (Fin_cache_lookup_reply(rep[i], in->arena,
-		    &out->cache) == FIN_E_SERVICE_UNAVAILABLE)
-			memset(&out->cache, 0, sizeof(out->cache));
+	if (lim >= 0 && (!redis_ok || !limits_reply(rep[lim], &lc, out))) {
+		out->limits_failed_open = true;
+		out->denied = -1;
+		fin_metric_inc(FIN_M_RATELIMIT_FAIL_OPEN);
+		fin_log(FIN_LOG_WARN, "ratelimit_fail_open",
+		    "could not check rate limits: redis unavailable");
+	}
+	if (redis_ok && mirror >= 0) {
+		alive = rep[mirror] != NULL &&
+		    rep[mirror]->type == REDIS_REPLY_STRING &&
+		    rep[mirror]->len == strlen(out->principal.user_id) &&
+		    memcmp(rep[mirror]->str, out->principal.user_id,
+		    rep[mirror]->len) == 0;
+		touch = rep[touched] != NULL &&
+		    rep[touched]->type == REDIS_REPLY_STATUS;
+	}
+	if (redis_ok && page >= 0 && Fin_cache_lookup_reply(rep[page - 1],
+	    rep[page], in->arena, &out->cache) == FIN_E_SERVICE_UNAVAILABLE)
+		memset(&out->cache, 0, sizeof(out->cache));
+	for (i = 0; redis_ok && i < n; i++)
 		freeReplyObject(rep[i]);
-	}
 	if (!token_ok)
 		return FIN_OK;
 	if (!alive) {

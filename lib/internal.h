@@ -58,6 +58,7 @@ struct fin_ctx {
 	 * can never bring a revoked session back to life.
 	 */
 	char		 redis_run_id[48];	/* "" while disconnected */
+	char		 gcra_sha1[41];		/* lib/gate.c's script, for EVALSHA */
 	/* Sent by Fin_redis_send_later: replies still to read, bytes to write. */
 	size_t		 redis_unread;
 	bool		 redis_unflushed;
@@ -125,20 +126,22 @@ void		 Fin_redis_send_later(struct fin_ctx *, int argc,
 		    const char **argv, const size_t *argvlen);
 
 /*
- * The response cache's look-up as one EVAL, so that lib/gate.c can send
- * it in the same round trip as the rate limits and the session check.
+ * The response cache's look-up as two GETs (the generation, the page), so
+ * that lib/gate.c can send them in the same round trip as the rate limits
+ * and the session check.
  */
 #define FIN_CACHE_KEY_MAX	256
 struct fin_cache_lookup {
 	char		 genkey[FIN_CACHE_KEY_MAX];
-	char		 prefix[FIN_CACHE_KEY_MAX];
-	const char	*argv[6];
+	char		 pagekey[FIN_CACHE_KEY_MAX];
+	const char	*gen[2], *page[2];
 };
 void		 Fin_cache_lookup_cmd(struct fin_ctx *, const char *user_id,
 		    const char *kind, const char *query,
 		    struct fin_cache_lookup *, struct fin_cache_entry *out);
 /* FIN_OK on a hit, FIN_E_NOT_FOUND on a miss (out->usable either way). */
-enum fin_err	 Fin_cache_lookup_reply(const redisReply *, struct fin_arena *,
+enum fin_err	 Fin_cache_lookup_reply(const redisReply *gen,
+		    const redisReply *page, struct fin_arena *,
 		    struct fin_cache_entry *out) FIN_WUR;
 
 /* ------------------------------------------------------------------ */

@@ -301,6 +301,9 @@ log_access(struct request *req)
 	    FIN_METRICS_METHODS - 1, req->status, us);
 	if (req->status == 429)
 		fin_metric_inc(FIN_M_RATE_LIMITED);
+	/* Most production logs skip info lines: do not build one for nothing. */
+	if (!fin_log_enabled(req->status >= 500 ? FIN_LOG_ERROR : FIN_LOG_INFO))
+		return;
 	f = json_object_new_object();
 	if (f == NULL)
 		return;

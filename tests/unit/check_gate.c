@@ -81,6 +81,26 @@ START_TEST(test_gate_remaining_counts_down)
 }
 END_TEST
 
+START_TEST(test_gate_survives_script_flush)
+{
+	struct fin_ctx	*w = fin_ctx_new(cfg);
+	struct fin_gate_result r;
+	const char	*flush[] = { "SCRIPT", "FLUSH" };
+	redisReply	*rep;
+
+	ck_assert(allowed(w, "198.51.100.8", &r));
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].remaining, 4);
+	/* As after a Redis restart: the script is gone, EVALSHA fails. */
+	ck_assert_int_eq(Fin_redis_command(w, &rep, 2, flush, NULL), FIN_OK);
+	freeReplyObject(rep);
+	ck_assert(allowed(w, "198.51.100.8", &r));
+	ck_assert(!r.limits_failed_open);
+	/* Loaded again and counted once, not failed open nor counted twice. */
+	ck_assert_int_eq(r.limits[FIN_LIMIT_IP].remaining, 3);
+	fin_ctx_free(w);
+}
+END_TEST
+
 START_TEST(test_gate_fails_open_without_redis)
 {
 	struct fin_config *c;
@@ -200,6 +220,7 @@ gate_suite(void)
 	tcase_add_test(core, test_gate_shared_counter_exact_limit);
 	tcase_add_test(core, test_gate_remaining_counts_down);
 	tcase_add_test(core, test_gate_cache_rides_along);
+	tcase_add_test(core, test_gate_survives_script_flush);
 	tcase_add_test(errors, test_gate_fails_open_without_redis);
 	tcase_add_test(errors, test_gate_bad_tokens_unauthorized);
 	suite_add_tcase(s, core);
