@@ -25,20 +25,14 @@ static const struct fin_stmt stmt_list = {
 	"   AND ($3::bigint IS NULL OR seq < $3)"
 	" ORDER BY seq DESC LIMIT $4", 4 };
 
-#define AUDIT_FIELD_MAX	512	/* ip, user agent and request id are cut to this */
-
-enum fin_err
-Fin_audit(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *user_id, const char *action, struct json_object *details)
+void
+Fin_audit_user_agent(const struct fin_client *client,
+    char ua[FIN_AUDIT_FIELD_MAX + 1])
 {
-	const char	*p[6];
-	char		 ua[AUDIT_FIELD_MAX + 1];
-	PGresult	*res;
-	enum fin_err	 e;
-	size_t		 n;
+	size_t	 n;
 
 	/* Cut on a character boundary so the column stays valid UTF-8. */
-	n = strnlen(client->user_agent, AUDIT_FIELD_MAX);
+	n = strnlen(client->user_agent, FIN_AUDIT_FIELD_MAX);
 	while (n > 0 && n < strlen(client->user_agent) &&
 	    ((unsigned char)client->user_agent[n] & 0xC0) == 0x80)
 		n--;
@@ -46,6 +40,18 @@ Fin_audit(struct fin_ctx *ctx, const struct fin_client *client,
 	ua[n] = '\0';
 	if (!fin_utf8_valid(ua, n))
 		ua[0] = '\0';
+}
+
+enum fin_err
+Fin_audit(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *action, struct json_object *details)
+{
+	const char	*p[6];
+	char		 ua[FIN_AUDIT_FIELD_MAX + 1];
+	PGresult	*res;
+	enum fin_err	 e;
+
+	Fin_audit_user_agent(client, ua);
 	p[0] = user_id;
 	p[1] = action;
 	p[2] = client->ip;

@@ -140,9 +140,9 @@ exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 	return e;
 }
 
-enum fin_err
-Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
-    const char *const *params, PGresult **out)
+static enum fin_err
+exec_retrying(struct fin_ctx *ctx, const struct fin_stmt *stmt,
+    const char *const *params, PGresult **out, bool may_resend)
 {
 	enum fin_err	 e;
 	int		 attempt;
@@ -162,7 +162,7 @@ Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 		e = exec_once(ctx, stmt, params, out);
 		if (e == FIN_OK || !connection_lost(ctx))
 			return e;
-		if (ctx->in_sql_txn) {
+		if (ctx->in_sql_txn || !may_resend) {
 			drop(ctx);
 			return FIN_E_SERVICE_UNAVAILABLE;
 		}
@@ -172,6 +172,20 @@ Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 		drop(ctx);
 	}
 	return FIN_E_SERVICE_UNAVAILABLE;
+}
+
+enum fin_err
+Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
+    const char *const *params, PGresult **out)
+{
+	return exec_retrying(ctx, stmt, params, out, true);
+}
+
+enum fin_err
+Fin_db_exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
+    const char *const *params, PGresult **out)
+{
+	return exec_retrying(ctx, stmt, params, out, false);
 }
 
 static void

@@ -73,56 +73,62 @@ fin_txn_create(struct fin_ctx *ctx, const struct fin_client *client,
 	enum fin_err	 e;
 
 	memset(out, 0, sizeof(*out));
+	if (idem == NULL) {
+		/* One statement, atomic on its own: no BEGIN, no COMMIT. */
+		if ((e = Fin_txn_insert(ctx, client, user_id, in, &txn)) != FIN_OK)
+			return e;
+		out->status = 201;
+		out->body = json_object_new_object();
+		json_object_object_add(out->body, "transaction", txn);
+		fin_cache_invalidate(ctx, user_id);
+		return FIN_OK;
+	}
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
-	if (idem != NULL) {
-		request_hash(idem->request, idem->request_len, hash);
-		p[0] = user_id;
-		p[1] = idem->key;
-		p[2] = hash;
-		if ((e = Fin_db_exec(ctx, &stmt_claim, p, &res)) != FIN_OK)
+	request_hash(idem->request, idem->request_len, hash);
+	p[0] = user_id;
+	p[1] = idem->key;
+	p[2] = hash;
+	if ((e = Fin_db_exec(ctx, &stmt_claim, p, &res)) != FIN_OK)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		/* The key is taken: replay, or refuse another body. */
+		PQclear(res);
+		if ((e = Fin_db_exec(ctx, &stmt_stored, p, &res)) != FIN_OK)
 			goto fail;
-		if (PQntuples(res) == 0) {
-			/* The key is taken: replay, or refuse another body. */
-			PQclear(res);
-			if ((e = Fin_db_exec(ctx, &stmt_stored, p, &res)) != FIN_OK)
-				goto fail;
-			if (PQntuples(res) != 1) {
-				e = FIN_E_IDEMPOTENCY_KEY_IN_USE;
-			} else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-				e = FIN_E_IDEMPOTENCY_KEY_REUSED;
-			} else if (PQgetisnull(res, 0, 1)) {
-				e = FIN_E_IDEMPOTENCY_KEY_IN_USE;
-			} else {
-				int64_t st = 0;
+		if (PQntuples(res) != 1) {
+			e = FIN_E_IDEMPOTENCY_KEY_IN_USE;
+		} else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+			e = FIN_E_IDEMPOTENCY_KEY_REUSED;
+		} else if (PQgetisnull(res, 0, 1)) {
+			e = FIN_E_IDEMPOTENCY_KEY_IN_USE;
+		} else {
+			int64_t st = 0;
 
-				(void)fin_parse_int64(PQgetvalue(res, 0, 1), 100, 599, &st);
-				out->status = (int)st;
-				out->body = json_tokener_parse(PQgetvalue(res, 0, 2));
-				out->replayed = true;
-				e = out->body != NULL ? FIN_OK : FIN_E_INTERNAL_ERROR;
-			}
-			PQclear(res);
-			fin_db_rollback(ctx);
-			return e;
+			(void)fin_parse_int64(PQgetvalue(res, 0, 1), 100, 599, &st);
+			out->status = (int)st;
+			out->body = json_tokener_parse(PQgetvalue(res, 0, 2));
+			out->replayed = true;
+			e = out->body != NULL ? FIN_OK : FIN_E_INTERNAL_ERROR;
 		}
 		PQclear(res);
+		fin_db_rollback(ctx);
+		return e;
 	}
+	PQclear(res);
 	if ((e = Fin_txn_insert(ctx, client, user_id, in, &txn)) != FIN_OK)
 		goto fail;
 	body = json_object_new_object();
 	json_object_object_add(body, "transaction", txn);
 	out->status = 201;
 	out->body = body;
-	if (idem != NULL) {
-		snprintf(status, sizeof(status), "%d", out->status);
-		p[2] = status;
-		p[3] = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-		    JSON_C_TO_STRING_NOSLASHESCAPE);
-		if ((e = Fin_db_exec(ctx, &stmt_finish, p, &res)) != FIN_OK)
-			goto fail;
-		PQclear(res);
-	}
+	snprintf(status, sizeof(status), "%d", out->status);
+	p[2] = status;
+	p[3] = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if ((e = Fin_db_exec(ctx, &stmt_finish, p, &res)) != FIN_OK)
+		goto fail;
+	PQclear(res);
 	if ((e = fin_db_commit(ctx)) != FIN_OK)
 		goto fail_committed;
 	fin_cache_invalidate(ctx, user_id);

@@ -85,6 +85,12 @@ struct fin_ctx {
  */
 enum fin_err	 Fin_db_exec(struct fin_ctx *, const struct fin_stmt *,
 		    const char *const *params, PGresult **out) FIN_WUR;
+/*
+ * Like Fin_db_exec, for a write that commits on its own: never sent again
+ * after the connection died under it, since it may have committed.
+ */
+enum fin_err	 Fin_db_exec_once(struct fin_ctx *, const struct fin_stmt *,
+		    const char *const *params, PGresult **out) FIN_WUR;
 /* Like Fin_db_exec, but hands the result to the arena (PQclear at reset). */
 enum fin_err	 Fin_db_query(struct fin_ctx *, struct fin_arena *,
 		    const struct fin_stmt *, const char *const *params,
@@ -159,6 +165,10 @@ int64_t		 Fin_wall_ms(void);		/* CLOCK_REALTIME */
  * change it records, so that both happen or neither.  user_id may be NULL
  * (a failed login for an unknown email); details is not consumed.
  */
+/* The client's user agent as the audit trail stores it (cut, UTF-8). */
+#define FIN_AUDIT_FIELD_MAX	512
+void		 Fin_audit_user_agent(const struct fin_client *,
+		    char ua[FIN_AUDIT_FIELD_MAX + 1]);
 enum fin_err	 Fin_audit(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const char *action,
 		    struct json_object *details) FIN_WUR;
@@ -213,7 +223,10 @@ enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client 
 
 /* One row of a TXN_COLS select as the API's transaction object. */
 struct json_object *Fin_txn_row_json(PGresult *, int row);
-/* Inserts and audits, inside the caller's SQL transaction. */
+/*
+ * Inserts and audits in one statement: atomic on its own, or part of the
+ * caller's SQL transaction when there is one.
+ */
 enum fin_err	 Fin_txn_insert(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const struct fin_txn_input *,
 		    struct json_object **out) FIN_WUR;

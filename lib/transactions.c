@@ -19,12 +19,28 @@
 	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define COL_CURSOR_TS	9
 
+/*
+ * The new row and its audit event in one statement, one round trip and
+ * atomic on its own.  The event's "after" is the row as the API shows it
+ * (Fin_txn_row_json): the e2e tests check that it chains with the events
+ * that follow, which are made in C.
+ */
 static const struct fin_stmt stmt_insert = {
 	"txn_insert",
-	"INSERT INTO transactions (user_id, amount, currency, description,"
-	" category, occurred_on) VALUES ($1, $2::bigint, $3, $4, $5,"
-	" COALESCE($6::date, (now() AT TIME ZONE 'UTC')::date))"
-	" RETURNING " TXN_COLS, 6 };
+	"WITH t AS (INSERT INTO transactions (user_id, amount, currency,"
+	" description, category, occurred_on) VALUES ($1, $2::bigint, $3, $4,"
+	" $5, COALESCE($6::date, (now() AT TIME ZONE 'UTC')::date))"
+	" RETURNING *),"
+	" a AS (INSERT INTO audit_events (user_id, action, ip, user_agent,"
+	" request_id, details) SELECT $1, 'transaction_created', $7, $8, $9,"
+	" jsonb_build_object('transaction_id', id, 'before', NULL, 'after',"
+	" jsonb_build_object('id', id, 'amount', amount, 'currency', currency,"
+	" 'description', description, 'category', category,"
+	" 'occurred_on', occurred_on::text,"
+	" 'created_at', " SQL_TS("created_at") ","
+	" 'updated_at', " SQL_TS("updated_at") ","
+	" 'deleted_at', " SQL_TS("deleted_at") ")) FROM t)"
+	" SELECT " TXN_COLS " FROM t", 9 };
 static const struct fin_stmt stmt_get = {
 	"txn_get",
 	"SELECT " TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2", 2 };
@@ -135,16 +151,16 @@ valid_currency(const char *c)
 /* ------------------------------------------------------------------ */
 
 /*
- * Creates a transaction inside the caller's SQL transaction (the
- * idempotency record, when there is one, shares it).
+ * Creates a transaction with its audit event (stmt_insert); inside the
+ * caller's SQL transaction when there is an idempotency record to share it.
  */
 enum fin_err
 Fin_txn_insert(struct fin_ctx *ctx, const struct fin_client *client,
     const char *user_id, const struct fin_txn_input *in,
     struct json_object **out)
 {
-	char		 amount[24];
-	const char	*p[6];
+	char		 amount[24], ua[FIN_AUDIT_FIELD_MAX + 1];
+	const char	*p[9];
 	PGresult	*res;
 	enum fin_err	 e;
 
@@ -160,16 +176,15 @@ Fin_txn_insert(struct fin_ctx *ctx, const struct fin_client *client,
 	p[3] = in->description != NULL ? in->description : "";
 	p[4] = in->category != NULL ? in->category : "";
 	p[5] = in->occurred_on;
-	if ((e = Fin_db_exec(ctx, &stmt_insert, p, &res)) != FIN_OK)
+	Fin_audit_user_agent(client, ua);
+	p[6] = client->ip;
+	p[7] = ua;
+	p[8] = client->request_id;
+	if ((e = Fin_db_exec_once(ctx, &stmt_insert, p, &res)) != FIN_OK)
 		return e;
-	*out = Fin_txn_row_json(res, 0);
+	*out = PQntuples(res) == 1 ? Fin_txn_row_json(res, 0) : NULL;
 	PQclear(res);
-	e = audit_change(ctx, client, user_id, "transaction_created", NULL, *out);
-	if (e != FIN_OK) {
-		json_object_put(*out);
-		*out = NULL;
-	}
-	return e;
+	return *out != NULL ? FIN_OK : FIN_E_INTERNAL_ERROR;
 }
 
 enum fin_err

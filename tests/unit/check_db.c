@@ -122,6 +122,33 @@ START_TEST(test_db_reconnects_after_backend_killed)
 }
 END_TEST
 
+/* A write that may have committed is never sent a second time. */
+START_TEST(test_db_exec_once_is_not_resent)
+{
+	struct fin_ctx	*victim = fin_ctx_new(cfg), *killer = fin_ctx_new(cfg);
+	const char	*p[1];
+	char		 pid[32];
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
+	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	p[0] = pid;
+	ck_assert_int_eq(Fin_db_exec(killer, &stmt_kill, p, &res), FIN_OK);
+	PQclear(res);
+	p[0] = "once";
+	ck_assert_int_eq(Fin_db_exec_once(victim, &stmt_echo, p, &res),
+	    FIN_E_SERVICE_UNAVAILABLE);
+	ck_assert_ptr_null(res);
+	/* The next one finds the connection gone and opens a new one first. */
+	ck_assert_int_eq(Fin_db_exec_once(victim, &stmt_echo, p, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "once");
+	PQclear(res);
+	fin_ctx_free(victim);
+	fin_ctx_free(killer);
+}
+END_TEST
+
 START_TEST(test_db_unreachable_is_unavailable)
 {
 	struct fin_config *c;
@@ -213,6 +240,7 @@ db_suite(void)
 	tcase_add_test(core, test_db_unique_violation_and_rollback);
 	tcase_add_test(core, test_db_migrate_concurrent_and_idempotent);
 	tcase_add_test(errors, test_db_reconnects_after_backend_killed);
+	tcase_add_test(errors, test_db_exec_once_is_not_resent);
 	tcase_add_test(errors, test_db_unreachable_is_unavailable);
 	suite_add_tcase(s, core);
 	suite_add_tcase(s, errors);
