@@ -100,6 +100,17 @@ static const struct fin_stmt list_stmts[3][2] = {
 	  LIST_STMT("txn_list_deleted_after", " AND deleted_at IS NOT NULL", LIST_AFTER, 9) },
 };
 
+/*
+ * A list page builds fifty of these: the keys are constants and new, so
+ * json-c neither copies them nor looks for an earlier one of each.
+ */
+static void
+add_field(struct json_object *o, const char *key, struct json_object *v)
+{
+	json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW |
+	    JSON_C_OBJECT_ADD_CONSTANT_KEY);
+}
+
 struct json_object *
 Fin_txn_row_json(PGresult *res, int i)
 {
@@ -107,15 +118,15 @@ Fin_txn_row_json(PGresult *res, int i)
 	int64_t		 amount = 0;
 
 	(void)fin_parse_int64(PQgetvalue(res, i, 1), INT64_MIN, INT64_MAX, &amount);
-	json_object_object_add(o, "id", json_object_new_string(PQgetvalue(res, i, 0)));
-	json_object_object_add(o, "amount", json_object_new_int64(amount));
-	json_object_object_add(o, "currency", json_object_new_string(PQgetvalue(res, i, 2)));
-	json_object_object_add(o, "description", json_object_new_string(PQgetvalue(res, i, 3)));
-	json_object_object_add(o, "category", json_object_new_string(PQgetvalue(res, i, 4)));
-	json_object_object_add(o, "occurred_on", json_object_new_string(PQgetvalue(res, i, 5)));
-	json_object_object_add(o, "created_at", json_object_new_string(PQgetvalue(res, i, 6)));
-	json_object_object_add(o, "updated_at", json_object_new_string(PQgetvalue(res, i, 7)));
-	json_object_object_add(o, "deleted_at", PQgetisnull(res, i, 8) ? NULL :
+	add_field(o, "id", json_object_new_string(PQgetvalue(res, i, 0)));
+	add_field(o, "amount", json_object_new_int64(amount));
+	add_field(o, "currency", json_object_new_string(PQgetvalue(res, i, 2)));
+	add_field(o, "description", json_object_new_string(PQgetvalue(res, i, 3)));
+	add_field(o, "category", json_object_new_string(PQgetvalue(res, i, 4)));
+	add_field(o, "occurred_on", json_object_new_string(PQgetvalue(res, i, 5)));
+	add_field(o, "created_at", json_object_new_string(PQgetvalue(res, i, 6)));
+	add_field(o, "updated_at", json_object_new_string(PQgetvalue(res, i, 7)));
+	add_field(o, "deleted_at", PQgetisnull(res, i, 8) ? NULL :
 	    json_object_new_string(PQgetvalue(res, i, 8)));
 	return o;
 }

@@ -262,6 +262,10 @@ response_finish(struct request *req)
 		}
 	}
 	common_headers(req, body != NULL ? "application/json; charset=utf-8" : NULL);
+	/* Known length: nginx passes it on instead of chunking the body. */
+	if (body != NULL)
+		resp_header(req, "Content-Length",
+		    fin_arena_printf(req->arena, "%zu", len));
 	if (!write_head(req))
 		return;
 	if (body != NULL && req->method != M_HEAD)

@@ -96,6 +96,21 @@ START_TEST(test_db_unique_violation_and_rollback)
 }
 END_TEST
 
+/* Terminates victim's backend from killer's; its pid into pid. */
+static void
+kill_backend(struct fin_ctx *victim, struct fin_ctx *killer, char pid[32])
+{
+	const char	*p[1];
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
+	snprintf(pid, 32, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	p[0] = pid;
+	ck_assert_int_eq(Fin_db_exec(killer, &stmt_kill, p, &res), FIN_OK);
+	PQclear(res);
+}
+
 START_TEST(test_db_reconnects_after_backend_killed)
 {
 	struct fin_ctx	*victim = fin_ctx_new(cfg), *killer = fin_ctx_new(cfg);
@@ -103,12 +118,7 @@ START_TEST(test_db_reconnects_after_backend_killed)
 	char		 pid[32];
 	PGresult	*res;
 
-	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
-	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	p[0] = pid;
-	ck_assert_int_eq(Fin_db_exec(killer, &stmt_kill, p, &res), FIN_OK);
-	PQclear(res);
+	kill_backend(victim, killer, pid);
 	/* The next statement notices, reconnects, prepares again, succeeds. */
 	p[0] = "after";
 	ck_assert_int_eq(Fin_db_exec(victim, &stmt_echo, p, &res), FIN_OK);
@@ -130,12 +140,7 @@ START_TEST(test_db_exec_once_is_not_resent)
 	char		 pid[32];
 	PGresult	*res;
 
-	ck_assert_int_eq(Fin_db_exec(victim, &stmt_pid, NULL, &res), FIN_OK);
-	snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	p[0] = pid;
-	ck_assert_int_eq(Fin_db_exec(killer, &stmt_kill, p, &res), FIN_OK);
-	PQclear(res);
+	kill_backend(victim, killer, pid);
 	p[0] = "once";
 	ck_assert_int_eq(Fin_db_exec_once(victim, &stmt_echo, p, &res),
 	    FIN_E_SERVICE_UNAVAILABLE);
