@@ -33,25 +33,10 @@
 # or by hand: top_srcdir=. top_builddir=. bash tests/e2e/auth_security.sh
 #
 # shellcheck disable=SC2016  # check's eval strings expand when they run
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd -P)
-: "${top_srcdir:=$(cd "$here/../.." && pwd -P)}"
-export top_srcdir
 FIN_PROG=auth_security
-# shellcheck source=tests/harness/lib.sh
-. "$top_srcdir/tests/harness/lib.sh"
-stack=$top_srcdir/tests/harness/stack
-
-for tool in curl python3 redis-cli; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "auth_security: $tool is needed (script/bootstrap)" >&2
-		exit 99
-	fi
-done
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
+e2e_need curl python3 redis-cli
 
 lockout_seconds=${AUTH_LOCKOUT_SECONDS:-15}
 export LOCKOUT_THRESHOLD=5
@@ -68,52 +53,12 @@ export FIN_WORKERS=4
 # side).  The timing check (d) holds whatever the cost.
 export PWHASH_MEMLIMIT=${PWHASH_MEMLIMIT:-16777216}
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-authsec.XXXXXX")
+e2e_tempdir authsec
+# A stack that does not stop cleanly (a worker stuck, say) fails the test.
+e2e_stop_must_succeed=1
 tag=$(date +%s)-$$-$RANDOM
-n=0
-failed=0
-bg=()
-
-cleanup() {
-	local rc=$? p
-	trap - EXIT INT TERM
-	for p in "${bg[@]}"; do
-		fin_stop_tree "$p" 5 >/dev/null 2>&1 || true
-	done
-	if [ -f "$dir/env" ]; then
-		bash "$stack" stop "$dir" || rc=1
-	else
-		fin_down "$dir" >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
-		fin_tail_logs "$dir/logs/finance.log" "$dir/nginx/logs/error.log" \
-		    "$dir/logs/postgres.log" "$dir/logs/redis.log"
-		[ "$rc" -ne 0 ] || rc=1
-	fi
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------ reporting
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	local l
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do
-		echo "#   $l"
-	done
-}
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds; on failure the
 # last response is shown.
@@ -240,17 +185,6 @@ login_code() {
 	    --data-binary "{\"email\": \"$1\", \"password\": \"$2\"}" \
 	    "$FIN_BASE_URL/api/v1/auth/login" 2>/dev/null) || c=000
 	echo "$c"
-}
-
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s.
-wait_for() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
 }
 
 status_is() {

@@ -35,18 +35,23 @@ import re
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
 
+# The shared helpers sit next to this file; no .pyc is left in the source
+# tree (read-only under make distcheck).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+from e2e_common import (Fatal, Resp, check, finish, lit,  # noqa: E402
+                        log_since, log_size, not_ok, note, psql, psql_json,
+                        redis_cli, redis_keys, stack)
+
 BASE_URL = os.environ["FIN_BASE_URL"]
 HOST = "127.0.0.1"
 PORT = int(urllib.parse.urlsplit(BASE_URL).port)
-DB = os.environ["DATABASE_URL"]
-STACK = os.environ["FIN_STACK"]
 STACK_DIR = os.environ["FIN_STACK_DIR"]
 FIN_LOG = os.environ["FIN_LOG"]
 NGINX_LOGS = os.environ["FIN_NGINX_LOG_DIR"]
@@ -61,77 +66,7 @@ PASSWORD = "chaos monkey wrench 42"
 API = "/api/v1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# ------------------------------------------------------------ reporting
-
-n_checks = 0
-n_failed = 0
-out_lock = threading.Lock()
-
-
-def ok(desc):
-    global n_checks
-    with out_lock:
-        n_checks += 1
-        print(f"ok {n_checks} - {desc}", flush=True)
-
-
-def not_ok(desc, *diag):
-    global n_checks, n_failed
-    with out_lock:
-        n_checks += 1
-        n_failed += 1
-        print(f"not ok {n_checks} - {desc}", flush=True)
-        for d in diag:
-            for line in str(d).splitlines() or [""]:
-                print(f"#   {line}", flush=True)
-
-
-def check(desc, cond, *diag):
-    if cond:
-        ok(desc)
-    else:
-        not_ok(desc, *diag)
-    return cond
-
-
-def note(msg):
-    with out_lock:
-        print(f"# {msg}", flush=True)
-
-
-class Fatal(Exception):
-    pass
-
-
 # ----------------------------------------------------------------- http
-
-
-class Resp:
-    def __init__(self, status, headers, body, t0, t1, err=None):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in (headers or [])}
-        self.body = body
-        self.t0 = t0
-        self.t1 = t1
-        self.err = err
-
-    def json(self):
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            return None
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def code(self):
-        j = self.json()
-        return j.get("code") if isinstance(j, dict) else None
-
-    def __repr__(self):
-        if self.status == 0:
-            return f"no answer after {self.t1 - self.t0:.2f}s: {self.err}"
-        return f"{self.status} {self.body[:300]!r}"
 
 
 def call(method, path, token=None, body=None, headers=None, timeout=5.0):
@@ -153,9 +88,10 @@ def call(method, path, token=None, body=None, headers=None, timeout=5.0):
         conn.request(method, path, body=data, headers=h)
         r = conn.getresponse()
         b = r.read()
-        return Resp(r.status, r.getheaders(), b, t0, time.monotonic())
+        return Resp(r.status, r.getheaders(), b, t0=t0, t1=time.monotonic())
     except (OSError, http.client.HTTPException) as e:
-        return Resp(0, [], b"", t0, time.monotonic(), f"{type(e).__name__}: {e}")
+        return Resp(0, [], b"", t0=t0, t1=time.monotonic(),
+                    err=f"{type(e).__name__}: {e}")
     finally:
         conn.close()
 
@@ -196,24 +132,6 @@ def jwt_sign(claims, alg="HS256", secret=JWT_SECRET):
 # ------------------------------------------------------------------ sql
 
 
-def psql(sql, timeout=60):
-    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                        "-d", DB, "-c", sql], capture_output=True, text=True,
-                       timeout=timeout)
-    if p.returncode != 0:
-        raise Fatal(f"psql failed: {p.stderr.strip()}\n  SQL: {sql[:300]}")
-    return p.stdout.strip()
-
-
-def psql_json(sql):
-    out = psql(sql)
-    return json.loads(out) if out else None
-
-
-def lit(s):
-    return "'" + s.replace("'", "''") + "'"
-
-
 def counts():
     return psql_json("""SELECT json_build_object(
         'users', (SELECT count(*) FROM users),
@@ -221,20 +139,6 @@ def counts():
         'transactions', (SELECT count(*) FROM transactions),
         'refresh_tokens', (SELECT count(*) FROM refresh_tokens),
         'audit_events', (SELECT count(*) FROM audit_events))""")
-
-
-def stack(cmd, timeout=120):
-    p = subprocess.run(["bash", STACK, cmd, STACK_DIR], capture_output=True,
-                       text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise Fatal(f"stack {cmd} failed: {p.stderr.strip()}")
-    return p.stdout
-
-
-def redis_cli(*args):
-    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", REDIS_PORT] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    return p.stdout.strip() if p.returncode == 0 else None
 
 
 def metric(name):
@@ -286,22 +190,6 @@ def stack_workers():
 
 def processes():
     return (MASTER, alive(MASTER), stack_workers())
-
-
-def log_size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def log_since(path, offset):
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 # ------------------------------------------------------------- the load
@@ -496,8 +384,7 @@ REDIS_DOWN_S = 5.0
 
 
 def mirror_keys(sid):
-    out = redis_cli("--scan", "--pattern", f"fin:s:*:{sid}")
-    return out.split() if out else []
+    return redis_keys(REDIS_PORT, f"fin:s:*:{sid}") or []
 
 
 def check_redis():
@@ -531,7 +418,7 @@ def check_redis():
     # ...and the snapshot Redis restarts from holds the mirrors and the
     # cache: nothing in it may bring a revoked session back or hide a write.
     check("2: before: Redis SAVE (the snapshot it restarts from)",
-          redis_cli("SAVE") == "OK")
+          redis_cli(REDIS_PORT, "SAVE") == "OK")
     fail_open_before = metric("ratelimit_fail_open_total")
     before = processes()
 
@@ -1451,9 +1338,7 @@ def main():
                         ("5", "5 (malformed request lines)", check_malformed)):
         if n in only:
             run(name, fn)
-    print(f"1..{n_checks}")
-    print(f"{n_checks - n_failed} passed, {n_failed} failed", flush=True)
-    return 1 if n_failed else 0
+    return finish(totals=True)
 
 
 if __name__ == "__main__":

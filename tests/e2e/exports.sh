@@ -13,72 +13,22 @@
 #
 # Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
 # or by hand: top_srcdir=. top_builddir=. bash tests/e2e/exports.sh
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd -P)
-: "${top_srcdir:=$(cd "$here/../.." && pwd -P)}"
-: "${top_builddir:=$top_srcdir}"
-export top_srcdir top_builddir
-stack=$top_srcdir/tests/harness/stack
-
-for tool in curl python3 psql pdftotext pdfinfo; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "exports: $tool is missing (script/bootstrap installs it)" >&2
-		exit 99		# automake: a hard error, not a test failure
-	fi
-done
+FIN_PROG=exports
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
+e2e_need curl python3 psql pdftotext pdfinfo
 
 # Rate limits are not under test here.
 export RATE_LIMIT_IP_PER_MIN=1000000
 export RATE_LIMIT_USER_PER_MIN=1000000
 export RATE_LIMIT_SIGNUP_PER_HOUR=1000000
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-exports.XXXXXX")
+e2e_tempdir exports
+# A stack that does not stop cleanly (a worker stuck, say) fails the test.
+e2e_stop_must_succeed=1
 out=$dir/out
-n=0
-failed=0
-
-cleanup() {
-	local rc=$? f
-	trap - EXIT INT TERM
-	if [ -f "$dir/env" ]; then
-		bash "$stack" stop "$dir" || rc=1
-	fi
-	if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
-		for f in "$dir/logs/finance.log" "$dir/nginx/logs/error.log"; do
-			[ -s "$f" ] || continue
-			printf '# ==> %s (last 30 lines) <==\n' "$f"
-			tail -n 30 "$f" | sed 's/^/#   /'
-		done
-		[ "$rc" -ne 0 ] || rc=1
-	fi
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------ reporting
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	local l
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do
-		echo "#   $l"
-	done
-}
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds, else its output.
 check() {

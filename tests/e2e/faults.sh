@@ -11,18 +11,9 @@
 #
 # Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
 # or by hand: top_srcdir=. top_builddir=. bash tests/e2e/faults.sh
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd -P)
-: "${top_srcdir:=$(cd "$here/../.." && pwd -P)}"
-export top_srcdir
 FIN_PROG=faults
-# shellcheck source=tests/harness/lib.sh
-. "$top_srcdir/tests/harness/lib.sh"
-stack=$top_srcdir/tests/harness/stack
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
 
 # Rate limits are not under test here: the loops must not trip them.
 export RATE_LIMIT_IP_PER_MIN=1000000
@@ -30,52 +21,11 @@ export RATE_LIMIT_SIGNUP_PER_HOUR=1000000
 export FIN_WORKERS=2
 export SHUTDOWN_TIMEOUT=10
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-faults.XXXXXX")
-n=0
-failed=0
-bg=()
-
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	local rc=$? p
-	trap - EXIT INT TERM
-	for p in "${bg[@]}"; do
-		fin_stop_tree "$p" 5 >/dev/null 2>&1 || true
-	done
-	if [ -f "$dir/env" ]; then
-		bash "$stack" stop "$dir" || rc=1
-	else
-		fin_down "$dir" >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
-		fin_tail_logs "$dir/logs/finance.log" "$dir/nginx/logs/error.log" \
-		    "$dir/logs/postgres.log" "$dir/logs/redis.log"
-		[ "$rc" -ne 0 ] || rc=1
-	fi
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+e2e_tempdir faults
+# A stack that does not stop cleanly (a worker stuck, say) fails the test.
+e2e_stop_must_succeed=1
 
 # ------------------------------------------------------------ reporting
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	local l
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do
-		echo "#   $l"
-	done
-}
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds; on failure the
 # last response is shown.
@@ -120,17 +70,6 @@ body_has() {
 # The "error" sentence of the last (JSON error) response.
 error_text() {
 	grep -o -m 1 '"error" *: *"[^"]*"' "$dir/body" || true
-}
-
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s.
-wait_for() {
-	local secs=$1 i
-	shift
-	for ((i = 0; i < secs * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
 }
 
 status_is() {

@@ -11,16 +11,9 @@
 # Extra arguments are passed to the runner before the base URL, and
 # FIN_CASES (a glob) picks cases:
 #   FIN_CASES='tests/http/cases/1*.case' bash tests/e2e/http_cases.sh -v
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd -P)
-: "${top_srcdir:=$(cd "$here/../.." && pwd -P)}"
-: "${top_builddir:=$top_srcdir}"
-export top_srcdir top_builddir
-stack=$top_srcdir/tests/harness/stack
+FIN_PROG=http_cases
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
 runner=$top_builddir/tests/http/runner
 
 if [ ! -x "$runner" ]; then
@@ -28,31 +21,8 @@ if [ ! -x "$runner" ]; then
 	exit 99		# automake: a hard error, not a test failure
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-http.XXXXXX")
+e2e_tempdir http
 rc=0
-
-# The stack goes down however we leave; its logs are shown on a failure.
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-	local st=$?
-	trap - EXIT INT TERM
-	[ "$rc" -ne 0 ] || rc=$st
-	if [ -f "$dir/env" ]; then
-		bash "$stack" stop "$dir" || true
-	fi
-	if [ "$rc" -ne 0 ]; then
-		for f in "$dir/logs/finance.log" "$dir/nginx/logs/error.log"; do
-			[ -s "$f" ] || continue
-			printf '==> %s (last 40 lines) <==\n' "$f"
-			tail -n 40 "$f" | sed 's/^/    /'
-		done
-	fi
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # Every case signs up and logs in from 127.0.0.1: the real per-IP limits
 # would refuse most of them.  The limits themselves are tested on their own
@@ -67,7 +37,6 @@ export CORS_ORIGINS=${CORS_ORIGINS:-https://app.example.com}
 
 if ! bash "$stack" start "$dir" >/dev/null; then
 	echo "http_cases: the stack did not start" >&2
-	rc=99
 	exit 99
 fi
 # shellcheck disable=SC1091

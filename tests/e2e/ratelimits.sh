@@ -36,45 +36,24 @@
 # Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
 # or by hand: top_srcdir=. top_builddir=. bash tests/e2e/ratelimits.sh
 # (arguments: the groups to run, of ip signup login admin; default all).
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd -P)
-: "${top_srcdir:=$(cd "$here/../.." && pwd -P)}"
-: "${top_builddir:=$top_srcdir}"
-export top_srcdir top_builddir
 FIN_PROG=ratelimits
-# shellcheck source=tests/harness/lib.sh
-. "$top_srcdir/tests/harness/lib.sh"
-stack=$top_srcdir/tests/harness/stack
-
-for tool in python3 redis-cli psql; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "ratelimits: $tool is needed (script/bootstrap)" >&2
-		exit 99		# automake: a hard error, not a test failure
-	fi
-done
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
+e2e_need python3 redis-cli psql
 if [ ! -x "$top_builddir/src/finance-admin" ]; then
 	echo "ratelimits: $top_builddir/src/finance-admin is not built" >&2
 	exit 99
 fi
 
-# One directory for the four stacks; postgres (as its own user) must reach
-# the stack directories inside it.
-root=$(mktemp -d "${TMPDIR:-/tmp}/finance-rl.XXXXXX")
-chmod 755 "$root"
 rc=0
 checker=
 
-# Every stack under $root goes down however we leave; the logs are shown
+# Every stack under $dir goes down however we leave; the logs are shown
 # on a failure.
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-	local st=$? d i
+	local rc=$? d i
 	trap - EXIT INT TERM
-	[ "$rc" -ne 0 ] || rc=$st
 	if [ -n "$checker" ] && fin_alive "$checker"; then
 		# It stops the stack it is using on SIGTERM (a finally block).
 		kill -TERM "$checker" 2>/dev/null || true
@@ -85,27 +64,19 @@ cleanup() {
 		fin_alive "$checker" && kill -KILL "$checker" 2>/dev/null
 		wait "$checker" 2>/dev/null || true
 	fi
-	for d in "$root"/*/; do
+	for d in "$dir"/*/; do
 		[ -d "$d" ] || continue
-		d=${d%/}
-		if [ -f "$d/env" ]; then
-			bash "$stack" stop "$d" || true
-		else
-			fin_down "$d" >/dev/null 2>&1 || true
-		fi
-		if [ "$rc" -ne 0 ]; then
-			fin_tail_logs "$d/logs/finance.log" "$d/nginx/logs/error.log" \
-			    "$d/logs/postgres.log" "$d/logs/redis.log" || true
-		fi
+		e2e_stop_stack "${d%/}" "$rc" || true
 	done
-	rm -rf "$root"
+	rm -rf "$dir"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# One directory for the four stacks; postgres (as its own user) must reach
+# the stack directories inside it.
+e2e_tempdir rl cleanup
+chmod 755 "$dir"
 
-export FIN_RL_ROOT=$root FIN_STACK=$stack
+export FIN_RL_ROOT=$dir FIN_STACK=$stack
 # In the background, so that a signal reaches the traps at once.
 python3 "$here/ratelimits_check.py" "$@" &
 checker=$!

@@ -37,7 +37,6 @@
 # Prints "ok N - ..." / "not ok N - ..." (diagnostics as "#   ..."), and
 # "1..N" at the end; exits 1 when a check failed.  Every address is
 # 127.0.0.1; every loop is bounded in count.  Python 3 standard library.
-import json
 import os
 import re
 import shlex
@@ -46,10 +45,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
+
+# The shared helpers sit next to this file; no .pyc is left in the source
+# tree (read-only under make distcheck).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+from e2e_common import Resp as BaseResp  # noqa: E402
+from e2e_common import (Fatal, check, finish, http_call, log_events,  # noqa: E402
+                        log_size, not_ok, note, ok, pids_of, redis_keys, stack)
 
 ROOT = os.environ["FIN_RL_ROOT"]
 STACK = os.environ["FIN_STACK"]
@@ -58,45 +63,6 @@ BUILDDIR = os.environ.get("top_builddir", SRCDIR)
 PASSWORD = "correct-horse-battery-rl5"
 WRONG = "not-the-password-at-all"
 
-# ------------------------------------------------------------ reporting
-
-n_checks = 0
-n_failed = 0
-
-
-def ok(desc):
-    global n_checks
-    n_checks += 1
-    print(f"ok {n_checks} - {desc}", flush=True)
-
-
-def not_ok(desc, *diag):
-    global n_checks, n_failed
-    n_checks += 1
-    n_failed += 1
-    print(f"not ok {n_checks} - {desc}", flush=True)
-    for d in diag:
-        for line in str(d).splitlines() or [""]:
-            print(f"#   {line}", flush=True)
-
-
-def check(desc, cond, *diag):
-    if cond:
-        ok(desc)
-    else:
-        not_ok(desc, *diag)
-    return bool(cond)
-
-
-def note(msg):
-    print(f"# {msg}", flush=True)
-
-
-class Fatal(Exception):
-    """A step the following checks depend on failed: skip the rest of the
-    group (reported as one failed check)."""
-
-
 # SIGTERM (make check's timeout, ratelimits.sh's cleanup) runs the finally
 # blocks, so the stack of the current group is stopped.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -104,29 +70,12 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 # ----------------------------------------------------------------- http
 
 
-class Resp:
-    def __init__(self, status, headers, body, rid):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
-        self.body = body
-        self.rid = rid
-
-    def json(self):
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return None
-
-    def header(self, name):
-        return self.headers.get(name.lower())
+class Resp(BaseResp):
+    """An answer with its rate limit headers at hand."""
 
     def int_header(self, name):
         v = self.header(name)
         return int(v) if v is not None and re.fullmatch(r"-?\d+", v) else None
-
-    def code(self):
-        j = self.json()
-        return j.get("code") if isinstance(j, dict) else None
 
     def rl(self):
         return "RateLimit-Limit={} -Remaining={} -Reset={} Retry-After={}".format(
@@ -186,15 +135,8 @@ class Stack:
         if p.returncode != 0:
             note(f"stack stop {self.dir}: {p.stderr.strip()}")
 
-    def stack(self, cmd):
-        p = subprocess.run(["bash", STACK, cmd, self.dir], capture_output=True,
-                           text=True, timeout=120)
-        if p.returncode != 0:
-            raise Fatal(f"stack {cmd} failed: {p.stderr.strip()}")
-        return p.stdout
-
     def worker_pids(self):
-        return sorted(int(x) for x in self.stack("workers").split())
+        return sorted(int(x) for x in stack("workers", self.dir).split())
 
     # -------------------------------------------------------- http
 
@@ -203,25 +145,9 @@ class Stack:
         return f"rl-{self.name}-{self.n}-{uuid.uuid4().hex[:8]}"
 
     def call(self, method, path, token=None, body=None, root=False, timeout=20):
-        rid = self.rid()
-        h = {"X-Request-Id": rid}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        elif method in ("POST", "PUT", "PATCH"):
-            data = b""
-        if token is not None:
-            h["Authorization"] = "Bearer " + token
         url = self.base + (path if root else "/api/v1" + path)
-        req = urllib.request.Request(url, data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return Resp(r.status, dict(r.headers), r.read(), rid)
-        except urllib.error.HTTPError as e:
-            return Resp(e.code, dict(e.headers or {}), e.read(), rid)
-        except (urllib.error.URLError, OSError) as e:
-            return Resp(0, {}, f"no answer: {e}".encode(), rid)
+        return http_call(method, url, token, body, timeout=timeout,
+                         rid=self.rid(), resp=Resp)
 
     def signup(self, tag, email=None):
         email = email or f"rl-{tag}-{uuid.uuid4().hex[:12]}@example.com"
@@ -257,45 +183,6 @@ class Stack:
                 out[m.group(1)] = float(m.group(2))
         return out
 
-    # --------------------------------------------------------- logs
-
-    def log_events(self, offset=0):
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
-            return []
-        out = []
-        for line in data.decode("utf-8", "replace").splitlines():
-            try:
-                o = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(o, dict):
-                out.append(o)
-        return out
-
-    def log_size(self):
-        try:
-            return os.path.getsize(self.log)
-        except OSError:
-            return 0
-
-    def pids_of(self, rids, secs=3.0):
-        """{request_id: pid} from the workers' request log lines.  A worker
-        writes its line just after the response, so wait for them a little."""
-        want = set(rids)
-        found = {}
-        for _ in range(int(secs / 0.1) + 1):
-            for o in self.log_events():
-                if o.get("event") == "request" and o.get("request_id") in want:
-                    found[o["request_id"]] = o.get("pid")
-            if len(found) == len(want):
-                break
-            time.sleep(0.1)
-        return found
-
     # ----------------------------------------------------------- cli
 
     def admin(self, args, stdin=""):
@@ -306,14 +193,6 @@ class Stack:
         return subprocess.run([os.path.join(BUILDDIR, "src", "finance-admin")] + args,
                               input=stdin, env=env, cwd=self.dir,
                               capture_output=True, text=True, timeout=60)
-
-    def redis_keys(self, pattern):
-        if shutil.which("redis-cli") is None:
-            return None
-        p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p",
-                            self.env["REDIS_PORT"], "--scan", "--pattern",
-                            pattern], capture_output=True, text=True, timeout=30)
-        return p.stdout.split() if p.returncode == 0 else None
 
 
 def run_group(name, settings, body, workers=2):
@@ -369,7 +248,7 @@ def group_ip(s):
     rounds = []
     for attempt in range(4):
         rs, secs = burst(s, IP_LIMIT + 1, "/flags")
-        pids = s.pids_of([r.rid for r in rs])
+        pids = pids_of(s.log, [r.rid for r in rs])
         rounds.append((rs, secs, pids))
         served = {pids.get(r.rid) for r in rs} - {None}
         if len(served) >= 2:
@@ -405,7 +284,7 @@ def group_ip(s):
     check(f"1: both workers drew from one counter: remaining@pid = {seq}",
           len(served) == 2 and None not in served and served <= workers,
           f"workers {sorted(workers)}, request log pids {pids}")
-    keys = s.redis_keys("fin:rl:ip:*")
+    keys = redis_keys(s.env["REDIS_PORT"], "fin:rl:ip:*")
     if keys is None:
         note("1: redis-cli not found: the Redis key count is not checked")
     else:
@@ -441,8 +320,8 @@ def group_ip(s):
     # ---------------------------------------------------------- check 5
     time.sleep(IP_WINDOW + 0.3)
     before = s.metrics()
-    offset = s.log_size()
-    s.stack("redis-stop")
+    offset = log_size(s.log)
+    stack("redis-stop", s.dir)
     rs = [s.call("GET", "/flags", token) for _ in range(12)]
     rs += [s.call("GET", "/flags") for _ in range(3)]
     want = [200] * 12 + [401] * 3
@@ -456,7 +335,7 @@ def group_ip(s):
     note("5: RateLimit-Limit headers while Redis is down: "
          f"{sorted({str(r.header('RateLimit-Limit')) for r in rs})}")
     time.sleep(0.2)
-    events = s.log_events(offset)
+    events = log_events(s.log, offset)
     fo = [e for e in events if e.get("event") == "ratelimit_fail_open"]
     check(f"5: the workers' log has {len(fo)} \"ratelimit_fail_open\" warnings, "
           f"from pids {sorted({e.get('pid') for e in fo})}",
@@ -471,7 +350,7 @@ def group_ip(s):
           and m.get("ratelimit_fail_open_total", 0) > before.get("ratelimit_fail_open_total", 0)
           and m.get("redis_errors_total", 0) > 0, m)
 
-    s.stack("redis-start")
+    stack("redis-start", s.dir)
     back = None
     for _ in range(40):           # at most ~10 s
         r = s.call("GET", "/flags", token)
@@ -706,7 +585,7 @@ def group_flags(s, admin, admin_id):
     # Every worker loads its copy before the change (so that the change has
     # to reach a warm cache), and unknown flags are absent.
     warm = [s.call("GET", "/flags", v_token) for _ in range(8)]
-    wp = s.pids_of([x.rid for x in warm])
+    wp = pids_of(s.log, [x.rid for x in warm])
     check("7: unknown flags are absent (new_ui not in GET /flags before it exists; "
           f"warmed on workers {sorted(set(wp.values()))})",
           all(x.status == 200 and "new_ui" not in x.json()["flags"] for x in warm),
@@ -728,7 +607,7 @@ def group_flags(s, admin, admin_id):
             check("7: admin PUT /admin/flags/new_ui {enabled: false}: 200",
                   r.status == 200 and r.json()["flag"]["enabled"] is False, repr(r))
         rs = poll_flags(s, v_token, t0 + 1.0)
-        pids = s.pids_of([x.rid for x in rs])
+        pids = pids_of(s.log, [x.rid for x in rs])
         vals = [(x.json() or {}).get("flags", {}).get("new_ui") if x.status == 200 else x.status
                 for x in rs]
         served = set(pids.values())
@@ -788,7 +667,7 @@ def group_flags(s, admin, admin_id):
     r = s.call("PUT", "/admin/flags/pdf_export", admin, {"enabled": False})
     time.sleep(1.1)
     offs = [s.call("GET", "/export/transactions.pdf", v_token) for _ in range(8)]
-    pids = s.pids_of([x.rid for x in offs])
+    pids = pids_of(s.log, [x.rid for x in offs])
     fl = s.call("GET", "/flags", v_token)
     check(f"7: pdf_export off: 8 x GET /export/transactions.pdf answer 404 NOT_FOUND "
           f"(workers {sorted(set(pids.values()))}); GET /flags says pdf_export false",
@@ -930,10 +809,7 @@ def main():
     for name, settings, body in groups:
         if not only or name in only:
             run_group(name, settings, body)
-    print(f"1..{n_checks}", flush=True)
-    if n_failed:
-        print(f"# {n_failed} of {n_checks} checks failed", flush=True)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

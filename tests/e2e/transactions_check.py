@@ -34,13 +34,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
+# The shared helpers sit next to this file; no .pyc is left in the source
+# tree (read-only under make distcheck).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+from e2e_common import (Fatal, check, finish, http_call, lit, not_ok,  # noqa: E402
+                        note, pids_of, psql, psql_json, redis_cli, stack)
+
 BASE = os.environ["FIN_BASE_URL"] + "/api/v1"
-DB = os.environ["DATABASE_URL"]
-STACK = os.environ["FIN_STACK"]
 STACK_DIR = os.environ["FIN_STACK_DIR"]
 FIN_LOG = os.environ["FIN_LOG"]
 REDIS_PORT = os.environ["REDIS_PORT"]
@@ -48,86 +51,11 @@ SRCDIR = os.environ.get("top_srcdir", ".")
 BUILDDIR = os.environ.get("top_builddir", SRCDIR)
 PASSWORD = "Password123!"
 
-# ------------------------------------------------------------ reporting
-
-n_checks = 0
-n_failed = 0
-
-
-def ok(desc):
-    global n_checks
-    n_checks += 1
-    print(f"ok {n_checks} - {desc}", flush=True)
-
-
-def not_ok(desc, *diag):
-    global n_checks, n_failed
-    n_checks += 1
-    n_failed += 1
-    print(f"not ok {n_checks} - {desc}", flush=True)
-    for d in diag:
-        for line in str(d).splitlines() or [""]:
-            print(f"#   {line}", flush=True)
-
-
-def check(desc, cond, *diag):
-    if cond:
-        ok(desc)
-    else:
-        not_ok(desc, *diag)
-    return cond
-
-
-def note(msg):
-    print(f"# {msg}", flush=True)
-
-
 # ----------------------------------------------------------------- http
 
 
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
-        self.body = body
-
-    def json(self):
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return None
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def __repr__(self):
-        return f"{self.status} {self.body[:300]!r}"
-
-
 def call(method, path, token=None, body=None, headers=None, timeout=20):
-    h = {}
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-    elif method in ("POST", "PATCH", "PUT"):
-        data = b""
-    if token is not None:
-        h["Authorization"] = "Bearer " + token
-    h.update(headers or {})
-    req = urllib.request.Request(BASE + path, data=data, method=method,
-                                 headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return Resp(r.status, dict(r.headers), r.read())
-    except urllib.error.HTTPError as e:
-        return Resp(e.code, dict(e.headers or {}), e.read())
-    except (urllib.error.URLError, OSError) as e:
-        return Resp(0, {}, f"no answer: {e}".encode())
-
-
-class Fatal(Exception):
-    pass
+    return http_call(method, BASE + path, token, body, headers, timeout)
 
 
 def new_user(tag):
@@ -180,33 +108,6 @@ def walk(token, query, limit, max_pages):
 
 
 # ------------------------------------------------------------------ sql
-
-
-def psql(sql, timeout=120):
-    p = subprocess.run(
-        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", DB,
-         "-c", sql], capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise Fatal(f"psql failed: {p.stderr.strip()}\n  SQL: {sql[:500]}")
-    return p.stdout.strip()
-
-
-def psql_json(sql):
-    out = psql(sql)
-    return json.loads(out) if out else None
-
-
-def lit(s):
-    return "'" + s.replace("'", "''") + "'"
-
-
-def stack(cmd):
-    p = subprocess.run(["bash", STACK, cmd, STACK_DIR], capture_output=True,
-                       text=True, timeout=120)
-    if p.returncode != 0:
-        raise Fatal(f"stack {cmd} failed: {p.stderr.strip()}")
-    return p.stdout
-
 
 # The API's form of a row, computed by PostgreSQL (the server's SQL_TS).
 ROW_JSON = """json_build_object(
@@ -487,26 +388,6 @@ def check_idempotency_race():
 # ------------------------------------------------- d: the cache across workers
 
 
-def served_by(request_ids):
-    """{request_id: pid} from the workers' log (the access-log lines)."""
-    found = {}
-    try:
-        with open(FIN_LOG, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if '"request_id"' not in line:
-                    continue
-                try:
-                    j = json.loads(line)
-                except ValueError:
-                    continue
-                rid = j.get("request_id") or (j.get("fields") or {}).get("request_id")
-                if rid in request_ids:
-                    found[rid] = j.get("pid")
-    except OSError:
-        pass
-    return found
-
-
 def check_cache_workers():
     token, uid = new_user("cache")
     create(token, description="before", occurred_on="2026-10-01")
@@ -535,8 +416,7 @@ def check_cache_workers():
     note(f"d: X-Cache of the 20 reads: {dict(caches)}")
     check("d: the reads after the write were served from the cache again (HIT)",
           caches.get("HIT", 0) > 0, f"X-Cache: {dict(caches)}")
-    time.sleep(0.3)  # the access-log line is written after the response
-    pids = served_by(set(rids))
+    pids = pids_of(FIN_LOG, rids)
     check("d: the 20 reads were served by both workers",
           len(set(pids.values())) >= 2,
           f"pids: {collections.Counter(pids.values())} ({len(pids)} of 20 found in {FIN_LOG})")
@@ -604,12 +484,6 @@ def check_redis_down():
     check("e: Redis back: the summary answers 200", r.status == 200, repr(r))
 
 
-def redis_cli(*args):
-    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", REDIS_PORT] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode == 0 and "ERR" not in p.stdout
-
-
 def check_redis_snapshot():
     """API.md, "Where state lives": restarting Redis from an old snapshot
     must never lose a write.  The list cached before the snapshot must not
@@ -628,7 +502,7 @@ def check_redis_snapshot():
     if not hit:
         not_ok("e: the snapshot check could not get the first page into the cache")
         return
-    if not redis_cli("SAVE"):
+    if redis_cli(REDIS_PORT, "SAVE") != "OK":
         not_ok("e: Redis SAVE for the snapshot check")
         return
     new = create(token, description="after the snapshot", occurred_on="2026-12-02")
@@ -844,10 +718,7 @@ def main():
     run("e", check_redis_down)
     run("e", check_redis_snapshot)
     run("f", check_concurrency)
-    print(f"1..{n_checks}")
-    if n_failed:
-        print(f"# {n_failed} of {n_checks} checks failed", flush=True)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":
