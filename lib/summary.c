@@ -6,6 +6,9 @@
  * split over parallel workers, and only those few groups are rolled up
  * into the three GROUPING SETS: three hash look-ups a row and a to_char()
  * each made a user with ten million rows run into the statement timeout.
+ * The month is its first day by date arithmetic (date_trunc() would go
+ * through timestamptz for every row).  A user with a thousand rows pays
+ * about a millisecond more for the second pass (1.6 -> 2.9 ms).
  */
 #include "setup.h"
 
@@ -18,7 +21,7 @@ static const struct fin_stmt stmt_summary = {
 	"txn_summary",
 	"WITH g AS ("
 	"  SELECT currency, category,"
-	"    date_trunc('month', occurred_on)::date AS month,"
+	"    occurred_on - extract(day from occurred_on)::int + 1 AS month,"
 	"    COALESCE(sum(amount) FILTER (WHERE amount > 0), 0) AS income,"
 	"    COALESCE(-sum(amount) FILTER (WHERE amount < 0), 0) AS expense,"
 	"    sum(amount) AS net, count(*) AS n"

@@ -8,6 +8,7 @@
 # Settings come from the environment when a function runs, not at import:
 # ratelimits_check.py starts its stacks itself and has no DATABASE_URL or
 # FIN_STACK_DIR of its own.
+import concurrent.futures
 import json
 import os
 import shutil
@@ -137,6 +138,18 @@ def http_call(method, url, token=None, body=None, headers=None, timeout=20,
 
 
 # ------------------------------------------------------- sql and services
+
+
+def in_pairs(fn, n):
+    """fn() n times, two at a time, the results in order.  Idle workers
+    take requests last in, first out, so one client's requests one after
+    another all go to one worker; two at once keep both busy, which is what
+    a check that is about every worker needs."""
+    out = []
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        for i in range(0, n, 2):
+            out += [f.result() for f in [ex.submit(fn) for _ in range(min(2, n - i))]]
+    return out
 
 
 def psql(sql, timeout=120):

@@ -40,8 +40,8 @@ import uuid
 # tree (read-only under make distcheck).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
-from e2e_common import (Fatal, check, finish, http_call, lit, not_ok,  # noqa: E402
-                        note, pids_of, psql, psql_json, redis_cli, stack)
+from e2e_common import (Fatal, check, finish, http_call, in_pairs, lit,  # noqa: E402
+                        not_ok, note, pids_of, psql, psql_json, redis_cli, stack)
 
 BASE = os.environ["FIN_BASE_URL"] + "/api/v1"
 STACK_DIR = os.environ["FIN_STACK_DIR"]
@@ -400,11 +400,16 @@ def check_cache_workers():
     check("d: the first page becomes a cache HIT", hit, f"last: {r} X-Cache={r.header('X-Cache')}")
     new = create(token, description="after", occurred_on="2026-10-02")
     tag = uuid.uuid4().hex[:12]
-    rids, stale, caches = [], [], collections.Counter()
-    for i in range(20):
-        rid = f"e2e-d-{tag}-{i}"
-        rids.append(rid)
-        r = call("GET", "/transactions", token, headers={"X-Request-Id": rid})
+    rids, stale, caches = [f"e2e-d-{tag}-{i}" for i in range(20)], [], collections.Counter()
+    it = iter(rids)
+    lock = threading.Lock()
+
+    def read():
+        with lock:
+            rid = next(it)
+        return call("GET", "/transactions", token, headers={"X-Request-Id": rid})
+
+    for i, r in enumerate(in_pairs(read, 20)):
         caches[r.header("X-Cache")] += 1
         j = r.json() or {}
         data = j.get("data") or []
