@@ -50,6 +50,38 @@ function bench.count_response(status, headers, body)
 	end
 end
 
+-- bench.uncached(prefix): init() and request() for a script whose every
+-- request must miss the response cache, which keys pages on their
+-- filters and cannot be turned off: each request carries its own pair of
+-- dates that filter nothing out, `to=` far in the future (2100-01-01
+-- onwards, one day further per request, each thread in its own range)
+-- and `from=` far in the past (one day further each time `to=` has gone
+-- through its range).  The server takes years 1900-2999 only.
+--
+-- bench/run gives each wrk invocation its own from= range: it starts
+-- BENCH_DAY_OFFSET days after 1900-01-01, 1,500 days after the previous
+-- invocation's, so that no run meets a page an earlier one cached (240
+-- million requests a thread fit in a range; every from= stays before
+-- 1990, long before the seeded data).
+function bench.uncached(prefix)
+	local span = 160000		-- to= days per thread: 2 threads end in 2976
+	local to_base = 4102444800	-- 2100-01-01T00:00:00Z
+	local from_base = -2208988800	-- 1900-01-01T00:00:00Z
+	local n = 0
+
+	function init(args)
+		to_base = to_base + (bench_thread_id or 0) * span * 86400
+		from_base = from_base + tonumber(os.getenv("BENCH_DAY_OFFSET") or "0") * 86400
+	end
+
+	function request()
+		local to = os.date("!%Y-%m-%d", to_base + (n % span) * 86400)
+		local from = os.date("!%Y-%m-%d", from_base + math.floor(n / span) * 86400)
+		n = n + 1
+		return wrk.format(nil, prefix .. "from=" .. from .. "&to=" .. to)
+	end
+end
+
 function done(summary, latency, requests)
 	local hit, miss, bad = 0, 0, 0
 	for _, t in ipairs(bench.threads) do

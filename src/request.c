@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 static const char *const method_names[M__MAX] = {
 	"GET",			/* M_GET */
 	"HEAD",			/* M_HEAD */
@@ -44,18 +46,6 @@ param(FCGX_Request *f, const char *name)
 	return v != NULL ? v : "";
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded; false on a bad %XX or a NUL. */
 static bool
 form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
@@ -70,15 +60,13 @@ form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 		if (s[i] == '+')
 			d[j++] = ' ';
 		else if (s[i] == '%') {
-			int hi, lo;
+			unsigned char	 c;
+			size_t		 len;
 
-			if (i + 2 >= n)
+			if (i + 2 >= n || sodium_hex2bin(&c, 1, s + i + 1, 2,
+			    NULL, &len, NULL) != 0 || len != 1 || c == 0)
 				return false;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return false;
-			d[j++] = (char)(hi * 16 + lo);
+			d[j++] = (char)c;
 			i += 2;
 		} else
 			d[j++] = s[i];

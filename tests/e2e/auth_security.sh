@@ -692,9 +692,4 @@ if [ "$fivexx" != 0 ]; then
 	    sed 's/^/#   /'
 fi
 
-reports=$(fin_sanitizer_reports "$FIN_LOG")
-verify "no sanitizer report in the workers' log" [ -z "$reports" ]
-[ -z "$reports" ] || echo "$reports" | head -n 5 | sed 's/^/#   /'
-
-echo "1..$n"
-[ "$failed" -eq 0 ]
+e2e_finish

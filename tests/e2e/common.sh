@@ -18,6 +18,7 @@
 #                           TERM 143
 #   e2e_stop_stack DIR FAILING  stop the stack in DIR, logs when failing
 #   ok, not_ok              one "ok N - ..." / "not ok N - ..." line
+#   e2e_finish              the sanitizer check and the plan line, last
 #   wait_for SECONDS CMD... retry CMD every 0.2 s for SECONDS
 #
 # Exit codes are automake's: 0 pass, 1 fail, 99 a hard error (a missing
@@ -116,6 +117,21 @@ wait_for() {
 ok() {
 	n=$((n + 1))
 	echo "ok $n - $1"
+}
+
+# e2e_finish: the last check of a script that ran workers -- no sanitizer
+# report in their log -- and the plan line; false if any check failed.
+e2e_finish() {
+	local reports
+	reports=$(fin_sanitizer_reports "$FIN_LOG")
+	if [ -z "$reports" ]; then
+		ok "no sanitizer report in the workers' log"
+	else
+		mapfile -t reports < <(head -n 5 <<<"$reports")
+		not_ok "no sanitizer report in the workers' log" "${reports[@]}"
+	fi
+	echo "1..$n"
+	[ "$failed" -eq 0 ]
 }
 
 # not_ok DESCRIPTION [DETAIL...]: each DETAIL on a "#   " line.

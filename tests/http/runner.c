@@ -27,6 +27,7 @@
 
 #include <curl/curl.h>
 #include <json.h>
+#include <sodium.h>
 
 #define CASE_FILE_MAX	(1024 * 1024)	/* a case is a short story */
 #define LINE_MAX_LEN	16384		/* longer: a <<TAG body */
@@ -250,18 +251,6 @@ is_name(const char *s)
 {
 	return *s != '\0' && s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789_")] == '\0';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* The next blank-separated word, NUL-terminated in place. */
@@ -709,8 +698,9 @@ kw_header(struct run *run, const char *kw, char *p)
 static bool
 body_text(struct run *run, const char *s, bool esc)
 {
-	size_t	 i, j = run->body.len;
-	char	*b;
+	size_t		 i, j = run->body.len, len;
+	unsigned char	 c;
+	char		*b;
 
 	if (!subst(run, s, &run->body))
 		return false;
@@ -718,9 +708,10 @@ body_text(struct run *run, const char *s, bool esc)
 		return true;
 	for (i = j; i < run->body.len; i++, j++) {
 		b = run->body.p + i;
-		if (b[0] == '\\' && b[1] == 'x' && hexval(b[2]) >= 0 &&
-		    hexval(b[3]) >= 0) {
-			b[3] = (char)(hexval(b[2]) * 16 + hexval(b[3]));
+		if (b[0] == '\\' && b[1] == 'x' && i + 3 < run->body.len &&
+		    sodium_hex2bin(&c, 1, b + 2, 2, NULL, &len, NULL) == 0 &&
+		    len == 1) {
+			b[3] = (char)c;
 			i += 3;
 		}
 		run->body.p[j] = run->body.p[i];
