@@ -7,6 +7,3 @@ local bench = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 bench.auth_headers()
 wrk.method = "GET"
 wrk.path = "/api/v1/transactions?limit=50&cursor=" .. os.getenv("BENCH_CURSOR")
-
-bench.counted = true
-response = bench.count_response

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -61,21 +62,99 @@ Fin_cache_lookup_reply(const redisReply *gen, const redisReply *page,
 {
 	size_t		 glen;
 
-	if (gen == NULL || page == NULL || (gen->type != REDIS_REPLY_STRING &&
-	    gen->type != REDIS_REPLY_NIL) || (page->type != REDIS_REPLY_STRING &&
-	    page->type != REDIS_REPLY_NIL))
+	if (gen == NULL || (gen->type != REDIS_REPLY_STRING &&
+	    gen->type != REDIS_REPLY_NIL) || (page != NULL &&
+	    page->type != REDIS_REPLY_STRING && page->type != REDIS_REPLY_NIL))
 		return FIN_E_SERVICE_UNAVAILABLE;
 	snprintf(out->generation, sizeof(out->generation), "%s",
 	    gen->type == REDIS_REPLY_STRING ? gen->str : "0");
 	out->usable = true;
 	glen = strlen(out->generation);
 	/* A page made under another generation is a miss (and is replaced). */
-	if (page->type == REDIS_REPLY_STRING && page->len > glen &&
+	if (page != NULL && page->type == REDIS_REPLY_STRING && page->len > glen &&
 	    memcmp(page->str, out->generation, glen) == 0 &&
 	    page->str[glen] == '\n')
 		out->body = fin_arena_strndup(a, page->str + glen + 1,
 		    page->len - glen - 1);
 	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
+}
+
+/* Bits of one directive list, Cache-Control's or Pragma's. */
+#define DIR_NO_CACHE	0x1u
+#define DIR_MAX_AGE_0	0x2u
+#define DIR_NO_STORE	0x4u
+
+static bool
+name_is(const char *name, size_t len, const char *want)
+{
+	return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+/*
+ * RFC 9111 §5.2: #( token [ "=" ( token / quoted-string ) ] ).  A quoted
+ * value may hold commas (it is skipped whole); what is not understood is
+ * ignored, as §5.2.3 asks.
+ */
+static unsigned
+directive_list(const char *p)
+{
+	const char	*name, *val;
+	size_t		 nlen, vlen;
+	unsigned	 out = 0;
+
+	while (*p != '\0') {
+		p += strspn(p, " \t,");
+		name = p;
+		nlen = strcspn(p, " \t,=");
+		p += nlen;
+		p += strspn(p, " \t");
+		val = NULL;
+		vlen = 0;
+		if (*p == '=') {
+			p++;
+			p += strspn(p, " \t");
+			if (*p == '"') {
+				val = ++p;
+				while (*p != '\0' && *p != '"')
+					p += p[0] == '\\' && p[1] != '\0' ? 2 : 1;
+				vlen = (size_t)(p - val);
+			} else {
+				val = p;
+				vlen = strcspn(p, " \t,");
+			}
+			p = val + vlen;
+		}
+		p += strcspn(p, ",");
+		if (name_is(name, nlen, "no-cache"))
+			out |= DIR_NO_CACHE;
+		else if (name_is(name, nlen, "no-store"))
+			out |= DIR_NO_STORE;
+		else if (name_is(name, nlen, "max-age") && val != NULL &&
+		    vlen > 0 && strspn(val, "0") >= vlen)
+			out |= DIR_MAX_AGE_0;
+	}
+	return out;
+}
+
+/*
+ * A page is at most the cache's TTL old, so of max-age only 0 (what a
+ * browser's reload sends) asks for anything: a page made just now.
+ * Pragma is HTTP/1.0's no-cache, ignored next to Cache-Control (§5.4).
+ */
+unsigned
+fin_cache_directives(const char *cache_control, const char *pragma)
+{
+	unsigned	 d, out = 0;
+
+	if (cache_control == NULL || cache_control[0] == '\0')
+		return pragma != NULL && (directive_list(pragma) & DIR_NO_CACHE) ?
+		    FIN_CACHE_NO_READ : 0;
+	d = directive_list(cache_control);
+	if (d & (DIR_NO_CACHE | DIR_MAX_AGE_0))
+		out |= FIN_CACHE_NO_READ;
+	if (d & DIR_NO_STORE)
+		out |= FIN_CACHE_NO_STORE;
+	return out;
 }
 
 enum fin_err

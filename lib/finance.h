@@ -456,6 +456,11 @@ struct fin_gate {
 	 */
 	const char	*cache_kind, *cache_query;
 	struct fin_arena *arena;
+	/*
+	 * The client asked for a fresh page (FIN_CACHE_NO_READ): only the
+	 * generation is read, so that the page made can still be stored.
+	 */
+	bool		 cache_generation_only;
 };
 
 struct fin_gate_result {
@@ -571,6 +576,16 @@ enum fin_err	 fin_txn_summary(struct fin_ctx *, const char *user_id,
 /* ------------------------------------------------------------------ */
 
 
+/*
+ * What the request's Cache-Control (or, without one, Pragma) asks of the
+ * response cache: FIN_CACHE_NO_READ for no-cache or max-age=0 (a page
+ * fresh from PostgreSQL), FIN_CACHE_NO_STORE for no-store (keep nothing
+ * of the answer).  Either header may be NULL.
+ */
+#define FIN_CACHE_NO_READ	0x1u
+#define FIN_CACHE_NO_STORE	0x2u
+unsigned	 fin_cache_directives(const char *cache_control,
+		    const char *pragma);
 /* FIN_OK on a hit, FIN_E_NOT_FOUND on a miss, else Redis is down. */
 enum fin_err	 fin_cache_get(struct fin_ctx *, struct fin_arena *,
 		    const char *user_id, const char *kind, const char *query,
@@ -677,6 +692,9 @@ enum fin_metric {
 	FIN_M_LOGIN_SUCCESS,
 	FIN_M_LOGIN_FAILURE,
 	FIN_M_LOGIN_LOCKED,
+	FIN_M_CACHE_HIT,
+	FIN_M_CACHE_MISS,
+	FIN_M_CACHE_BYPASS,
 	FIN_M__MAX
 };
 

@@ -246,7 +246,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 	bool		 redis_ok, up;
 	size_t		 n = 0, i;
 	/* Where each command sits in the pipeline, or -1. */
-	int		 lim = -1, mirror = -1, touched = -1, page = -1;
+	int		 lim = -1, mirror = -1, touched = -1, gen = -1, page = -1;
 	int		 k;
 	enum fin_err	 e;
 
@@ -308,10 +308,13 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 			Fin_cache_lookup_cmd(ctx, out->principal.user_id,
 			    in->cache_kind, in->cache_query, &cache, &out->cache);
 			argv[n] = cache.gen;
-			argc[n++] = 2;
-			argv[n] = cache.page;
 			argc[n] = 2;
-			page = (int)n++;
+			gen = (int)n++;
+			if (!in->cache_generation_only) {
+				argv[n] = cache.page;
+				argc[n] = 2;
+				page = (int)n++;
+			}
 		}
 	}
 	redis_ok = n > 0 && up && Fin_redis_pipeline(ctx, n, argc,
@@ -339,8 +342,9 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		touch = rep[touched] != NULL &&
 		    rep[touched]->type == REDIS_REPLY_STATUS;
 	}
-	if (redis_ok && page >= 0 && Fin_cache_lookup_reply(rep[page - 1],
-	    rep[page], in->arena, &out->cache) == FIN_E_SERVICE_UNAVAILABLE)
+	if (redis_ok && gen >= 0 && Fin_cache_lookup_reply(rep[gen],
+	    page >= 0 ? rep[page] : NULL, in->arena, &out->cache) ==
+	    FIN_E_SERVICE_UNAVAILABLE)
 		memset(&out->cache, 0, sizeof(out->cache));
 	for (i = 0; redis_ok && i < n; i++)
 		freeReplyObject(rep[i]);

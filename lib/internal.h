@@ -145,7 +145,10 @@ struct fin_cache_lookup {
 void		 Fin_cache_lookup_cmd(struct fin_ctx *, const char *user_id,
 		    const char *kind, const char *query,
 		    struct fin_cache_lookup *, struct fin_cache_entry *out);
-/* FIN_OK on a hit, FIN_E_NOT_FOUND on a miss (out->usable either way). */
+/*
+ * FIN_OK on a hit, FIN_E_NOT_FOUND on a miss (out->usable either way);
+ * page is NULL when only the generation was asked for (always a miss).
+ */
 enum fin_err	 Fin_cache_lookup_reply(const redisReply *gen,
 		    const redisReply *page, struct fin_arena *,
 		    struct fin_cache_entry *out) FIN_WUR;

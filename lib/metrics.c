@@ -21,7 +21,7 @@
 
 #include "internal.h"
 
-#define METRICS_MAGIC	0x66696e6d65747231ULL	/* "finmetr1" */
+#define METRICS_MAGIC	0x66696e6d65747232ULL	/* "finmetr2": the layout changed */
 
 static const int status_codes[FIN_METRICS_STATUSES] = {
 	200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 423,
@@ -319,5 +319,14 @@ fin_metrics_render(const char *const *routes, size_t nroutes,
 	    get(&shm->counters[FIN_M_LOGIN_SUCCESS]),
 	    get(&shm->counters[FIN_M_LOGIN_FAILURE]),
 	    get(&shm->counters[FIN_M_LOGIN_LOCKED]));
+	emit(&o, "# HELP cache_responses_total Cacheable pages (first list page, "
+	    "summary) by how the response cache served them.\n"
+	    "# TYPE cache_responses_total counter\n"
+	    "cache_responses_total{result=\"hit\"} %" PRIu64 "\n"
+	    "cache_responses_total{result=\"miss\"} %" PRIu64 "\n"
+	    "cache_responses_total{result=\"bypass\"} %" PRIu64 "\n",
+	    get(&shm->counters[FIN_M_CACHE_HIT]),
+	    get(&shm->counters[FIN_M_CACHE_MISS]),
+	    get(&shm->counters[FIN_M_CACHE_BYPASS]));
 	return o.ok ? FIN_OK : FIN_E_INTERNAL_ERROR;
 }

@@ -93,6 +93,7 @@ struct request {
 	const char	*if_none_match;
 	const char	*authorization;
 	const char	*idempotency_key;	/* NULL when the header is absent */
+	unsigned	 cache_directives;	/* FIN_CACHE_*, from Cache-Control */
 	char		 request_id[65];
 	char		*body;
 	size_t		 body_len;

@@ -131,7 +131,9 @@ h_txn_restore(struct request *req)
  * The key is the route and the query string as sent: a page is only ever
  * stored after its query passed validation, so a hit needs no other
  * check.  The gate usually looked it up already (R_CACHED); only data of
- * the caller, under the caller's generation.
+ * the caller, under the caller's generation.  Cache-Control: no-cache
+ * skips the look-up but stores the fresh page (X-Cache: BYPASS), so a
+ * reload refreshes it for the next reader; no-store keeps nothing.
  */
 static enum fin_err
 cached(struct request *req,
@@ -142,9 +144,10 @@ cached(struct request *req,
 	struct json_object *o;
 	const char	*text;
 	size_t		 len;
+	bool		 fresh = (req->cache_directives & FIN_CACHE_NO_READ) != 0;
 	enum fin_err	 e;
 
-	if (!ce.usable)
+	if (!ce.usable && !fresh)
 		e = fin_cache_get(req->ctx, req->arena, req->user_id,
 		    req->route->pattern, req->query_string, &ce);
 	else
@@ -152,6 +155,7 @@ cached(struct request *req,
 	/* A hit is sent as the bytes stored: no parse, no second serialise. */
 	if (e == FIN_OK) {
 		resp_header(req, "X-Cache", "HIT");
+		fin_metric_inc(FIN_M_CACHE_HIT);
 		reply_json_text(req, 200, ce.body, strlen(ce.body));
 		return FIN_OK;
 	}
@@ -163,8 +167,10 @@ cached(struct request *req,
 	/* Serialised once, for the cache and for the client alike. */
 	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	fin_cache_put(req->ctx, req->user_id, &ce, text);
-	resp_header(req, "X-Cache", "MISS");
+	if ((req->cache_directives & FIN_CACHE_NO_STORE) == 0)
+		fin_cache_put(req->ctx, req->user_id, &ce, text);
+	resp_header(req, "X-Cache", fresh ? "BYPASS" : "MISS");
+	fin_metric_inc(fresh ? FIN_M_CACHE_BYPASS : FIN_M_CACHE_MISS);
 	reply_json_text(req, 200, text, len);
 	return FIN_OK;
 }

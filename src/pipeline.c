@@ -205,6 +205,8 @@ step_gate(struct request *req)
 		in.cache_kind = req->route->pattern;
 		in.cache_query = req->query_string;
 		in.arena = req->arena;
+		in.cache_generation_only =
+		    (req->cache_directives & FIN_CACHE_NO_READ) != 0;
 	}
 	if ((e = fin_gate_check(req->ctx, &in, &g)) != FIN_OK)
 		return e;

@@ -254,6 +254,9 @@ request_read(struct request *req, FCGX_Request *f)
 	req->authorization = fin_arena_strdup(req->arena, param(f, "HTTP_AUTHORIZATION"));
 	rid = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", f->envp);
 	req->idempotency_key = rid != NULL ? fin_arena_strdup(req->arena, rid) : NULL;
+	req->cache_directives = fin_cache_directives(
+	    FCGX_GetParam("HTTP_CACHE_CONTROL", f->envp),
+	    FCGX_GetParam("HTTP_PRAGMA", f->envp));
 	req->ip = client_ip(req, f);
 	req->ip = fin_arena_strdup(req->arena, req->ip != NULL ? req->ip : "");
 

@@ -1,6 +1,7 @@
 /*
- * Header values checked before use: request id, Idempotency-Key, UUIDs,
- * dates and integers.  An accepted request id must be safe to echo.
+ * Header values checked before use: request id, Idempotency-Key,
+ * Cache-Control and Pragma, UUIDs, dates and integers.  An accepted
+ * request id must be safe to echo.
  */
 #include "fuzz.h"
 
@@ -19,6 +20,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 	}
 	if (fin_idempotency_key_valid(s) && strlen(s) > 255)
+		abort();
+	if (fin_cache_directives(s, s) & ~(FIN_CACHE_NO_READ | FIN_CACHE_NO_STORE))
 		abort();
 	(void)fin_valid_uuid(s);
 	(void)fin_valid_date(s);

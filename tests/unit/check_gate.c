@@ -186,6 +186,19 @@ START_TEST(test_gate_cache_rides_along)
 	ck_assert(!fin_redis_unflushed(w1));
 	gate_with_cache(w2, a, tok, "other=1", &r);
 	ck_assert_str_eq(r.cache.body, "{\"page\":2}");
+	/* A fresh read asks only for the generation: never a hit. */
+	{
+		struct fin_gate in = { .ip = "203.0.113.3", .token = tok,
+		    .cache_kind = "/t", .cache_query = "other=1", .arena = a,
+		    .cache_generation_only = true };
+
+		ck_assert_int_eq(fin_gate_check(w1, &in, &r), FIN_OK);
+		ck_assert(r.cache.usable);
+		ck_assert_ptr_null(r.cache.body);
+		fin_cache_put(w1, c.sub, &r.cache, "{\"page\":3}");
+		gate_with_cache(w1, a, tok, "other=1", &r);
+		ck_assert_str_eq(r.cache.body, "{\"page\":3}");
+	}
 	/* Another query is another page; a write makes every page old. */
 	gate_with_cache(w2, a, tok, "other=2", &r);
 	ck_assert_ptr_null(r.cache.body);
@@ -207,6 +220,48 @@ START_TEST(test_gate_cache_rides_along)
 }
 END_TEST
 
+START_TEST(test_cache_directives)
+{
+	static const struct {
+		const char	*cc, *pragma;
+		unsigned	 want;
+	} t[] = {
+		{ NULL, NULL, 0 },
+		{ "", "", 0 },
+		{ "no-cache", NULL, FIN_CACHE_NO_READ },
+		{ "No-Cache", NULL, FIN_CACHE_NO_READ },
+		{ "max-age=0", NULL, FIN_CACHE_NO_READ },
+		{ "max-age=\"0\"", NULL, FIN_CACHE_NO_READ },
+		{ "max-age=00", NULL, FIN_CACHE_NO_READ },
+		{ "max-age=10", NULL, 0 },
+		{ "max-age=", NULL, 0 },
+		{ "max-age", NULL, 0 },
+		{ "no-store", NULL, FIN_CACHE_NO_STORE },
+		{ " no-cache ,\tno-store ", NULL,
+		    FIN_CACHE_NO_READ | FIN_CACHE_NO_STORE },
+		{ "private, max-age=0, must-revalidate", NULL, FIN_CACHE_NO_READ },
+		/* Names are whole tokens; a quoted comma is not a separator. */
+		{ "no-cachex, xno-store", NULL, 0 },
+		{ "foo=\"a, no-cache, b\", no-store", NULL, FIN_CACHE_NO_STORE },
+		{ "foo=\"a\\\", no-cache\"", NULL, 0 },
+		{ "foo=\"unterminated, no-cache", NULL, 0 },
+		{ "=,=no-cache,,", NULL, 0 },
+		/* Pragma only counts without Cache-Control. */
+		{ NULL, "no-cache", FIN_CACHE_NO_READ },
+		{ "", "NO-CACHE", FIN_CACHE_NO_READ },
+		{ "max-age=60", "no-cache", 0 },
+		{ NULL, "no-store", 0 },
+	};
+	size_t		 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		ck_assert_msg(fin_cache_directives(t[i].cc, t[i].pragma) ==
+		    t[i].want, "case %zu: \"%s\" / \"%s\"", i,
+		    t[i].cc ? t[i].cc : "(null)",
+		    t[i].pragma ? t[i].pragma : "(null)");
+}
+END_TEST
+
 static Suite *
 gate_suite(void)
 {
@@ -220,6 +275,7 @@ gate_suite(void)
 	tcase_add_test(core, test_gate_shared_counter_exact_limit);
 	tcase_add_test(core, test_gate_remaining_counts_down);
 	tcase_add_test(core, test_gate_cache_rides_along);
+	tcase_add_test(core, test_cache_directives);
 	tcase_add_test(core, test_gate_survives_script_flush);
 	tcase_add_test(errors, test_gate_fails_open_without_redis);
 	tcase_add_test(errors, test_gate_bad_tokens_unauthorized);
