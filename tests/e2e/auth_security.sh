@@ -61,7 +61,8 @@ tag=$(date +%s)-$$-$RANDOM
 # ------------------------------------------------------------ reporting
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds; on failure the
-# last response is shown.
+# last response is shown.  Checks that are not about the last response
+# use common.sh's verify.
 check() {
 	local desc=$1
 	shift
@@ -70,18 +71,6 @@ check() {
 	else
 		not_ok "$desc" "last status: $code" \
 		    "last body: $(head -c 300 "$dir/body" 2>/dev/null)"
-	fi
-}
-
-# verify DESCRIPTION COMMAND...: as check, for checks that are not about
-# the last response (their description carries what was seen).
-verify() {
-	local desc=$1
-	shift
-	if "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
 	fi
 }
 

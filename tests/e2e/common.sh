@@ -18,6 +18,7 @@
 #                           TERM 143
 #   e2e_stop_stack DIR FAILING  stop the stack in DIR, logs when failing
 #   ok, not_ok              one "ok N - ..." / "not ok N - ..." line
+#   verify DESC COMMAND...  ok DESC when COMMAND succeeds, else not ok
 #   e2e_finish              the sanitizer check and the plan line, last
 #   wait_for SECONDS CMD... retry CMD every 0.2 s for SECONDS
 #
@@ -119,10 +120,24 @@ ok() {
 	echo "ok $n - $1"
 }
 
+# verify DESCRIPTION COMMAND...: for checks whose description carries
+# what was seen; a script that shows the last response on a failure has a
+# check of its own.
+verify() {
+	local desc=$1
+	shift
+	if "$@"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+	fi
+}
+
 # e2e_finish: the last check of a script that ran workers -- no sanitizer
 # report in their log -- and the plan line; false if any check failed.
 e2e_finish() {
 	local reports
+	# shellcheck disable=SC2153  # FIN_LOG comes from the stack's env file
 	reports=$(fin_sanitizer_reports "$FIN_LOG")
 	if [ -z "$reports" ]; then
 		ok "no sanitizer report in the workers' log"

@@ -8,38 +8,17 @@
 #      and a worker crash are reported, never holding a request, never
 #      carrying a password, token or body.
 #   3. One JSON log line per request with the fields operators need.
-# Prints `ok N - ...` / `not ok N - ...`; exits non-zero on a failure.
-set -euo pipefail
+# One "ok N - ..." or "not ok N - ..." line per check; exits 1 if any
+# failed, 99 if a tool is missing or the stack did not start.
+#
+# Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
+# or by hand: top_srcdir=. top_builddir=. bash tests/e2e/observability.sh
+FIN_PROG=observability
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
+e2e_need promtool curl python3
 
-top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}
-top_builddir=${top_builddir:-$top_srcdir}
-export top_srcdir top_builddir
-stack=$top_srcdir/tests/harness/stack
-
-n=0 failed=0
-check() {
-	local what=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; failed=$((failed + 1)); fi
-}
-
-command -v promtool >/dev/null || { echo "Bail out! promtool not found (apt-get install prometheus)"; exit 99; }
-
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-obs.XXXXXX")
-chmod 755 "$dir"
-listener=
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[ -z "$listener" ] || kill "$listener" 2>/dev/null || true
-	[ -f "$dir/env" ] && bash "$stack" stop "$dir" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+e2e_tempdir obs
 
 # A stand-in for Sentry: records each POST (path, auth header, body) as one
 # JSON line, and answers after 1.5 s so that a report that held a request
@@ -67,18 +46,18 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-FIN_PROG=observability
-# shellcheck source=tests/harness/lib.sh
-. "$top_srcdir/tests/harness/lib.sh"
 fin_free_port port
 python3 "$dir/sentry.py" "$port" "$dir/sentry.jsonl" &
-listener=$!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+bg+=($!)
+wait_for 5 fin_port_in_use "$port" || true
 
 export SENTRY_DSN="http://publickey123@127.0.0.1:$port/42"
 export RELEASE=obs-test ENVIRONMENT_NAME=ci
 export RATE_LIMIT_IP_PER_MIN=100000 PWHASH_OPSLIMIT=1 PWHASH_MEMLIMIT=8192
-bash "$stack" start "$dir" >/dev/null || { echo "Bail out! the stack did not start"; exit 99; }
+if ! bash "$stack" start "$dir" >/dev/null; then
+	echo "observability: the stack did not start" >&2
+	exit 99
+fi
 # shellcheck disable=SC1091
 . "$dir/env"
 B=$FIN_BASE_URL/api/v1
@@ -91,17 +70,17 @@ for _ in $(seq 1 5); do curl -s -o /dev/null "$B/nope"; done
 curl -s -o /dev/null -X POST "$B/auth/login" -H 'Content-Type: application/json' \
 	-d '{"email":"nobody@example.com","password":"Secret-Pass-123"}'
 curl -s "$M" >"$dir/metrics.txt"
-check "promtool check metrics accepts /metrics" promtool check metrics <"$dir/metrics.txt"
-check "requests are counted by route, method and status (10 health, summed over workers)" \
+verify "promtool check metrics accepts /metrics" promtool check metrics <"$dir/metrics.txt"
+verify "requests are counted by route, method and status (10 health, summed over workers)" \
 	grep -q '^http_requests_total{route="/health",method="GET",status="200"} 1[0-9]*$' "$dir/metrics.txt"
-check "unmatched paths are counted apart" \
+verify "unmatched paths are counted apart" \
 	grep -q '^http_requests_total{route="unmatched",method="GET",status="404"} 5$' "$dir/metrics.txt"
-check "the latency histogram has +Inf buckets" \
+verify "the latency histogram has +Inf buckets" \
 	grep -q '^http_request_duration_seconds_bucket{route="/health",le="+Inf"}' "$dir/metrics.txt"
 for name in worker_restarts_total db_errors_total redis_errors_total rate_limited_total 'logins_total{result="failure"}'; do
-	check "$name is exported" grep -q "^$name " "$dir/metrics.txt"
+	verify "$name is exported" grep -q "^$name " "$dir/metrics.txt"
 done
-check "a failed login is counted" grep -q '^logins_total{result="failure"} 1$' "$dir/metrics.txt"
+verify "a failed login is counted" grep -q '^logins_total{result="failure"} 1$' "$dir/metrics.txt"
 
 # ---------------------------------------------------------- Sentry
 
@@ -112,8 +91,8 @@ code=$(curl -s -o "$dir/503.json" -w '%{http_code}' -X POST "$B/auth/login" \
 	-H 'Content-Type: application/json' -H 'X-Request-Id: obs-503-request' \
 	-d '{"email":"someone@example.com","password":"Very-Secret-Pass-9"}')
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check "a request while PostgreSQL is down answers 503 ($code)" test "$code" = 503
-check "the report does not hold the request (${ms} ms < 1000; Sentry answers after 1.5 s)" test "$ms" -lt 1000
+verify "a request while PostgreSQL is down answers 503 ($code)" test "$code" = 503
+verify "the report does not hold the request (${ms} ms < 1000; Sentry answers after 1.5 s)" test "$ms" -lt 1000
 bash "$stack" pg-start "$dir" >/dev/null
 
 # A crash: a worker killed by SIGSEGV; the master reports it.
@@ -149,22 +128,22 @@ print("fatal", len(fatal), fatal[0]["message"]["formatted"] if fatal else None)
 raw = open(sys.argv[1]).read()
 print("secrets", sum(s in raw for s in ("Very-Secret-Pass-9", "someone@example.com", "Bearer", "password")))
 PY
-cat "$dir/sentry.check" | sed 's/^/# /'
-check "every report is an envelope of three JSON lines at /api/42/envelope/ with X-Sentry-Auth" \
+sed 's/^/# /' "$dir/sentry.check"
+verify "every report is an envelope of three JSON lines at /api/42/envelope/ with X-Sentry-Auth" \
 	grep -q '^envelopes [1-9]' "$dir/sentry.check"
-check "the 5xx was reported with its request id, route, release and environment" \
+verify "the 5xx was reported with its request id, route, release and environment" \
 	grep -q '^5xx [1-9][0-9]* obs-503-request /auth/login obs-test ci$' "$dir/sentry.check"
-check "the worker crash was reported as fatal by the master" \
+verify "the worker crash was reported as fatal by the master" \
 	grep -qE '^fatal [1-9][0-9]* worker [0-9]* (killed by signal 11|exited with status [1-9])' "$dir/sentry.check"
-check "no password, email, token or body reached Sentry" grep -q '^secrets 0$' "$dir/sentry.check"
+verify "no password, email, token or body reached Sentry" grep -q '^secrets 0$' "$dir/sentry.check"
 
 # ---------------------------------------------------------- logs
 
 line=$(grep '"event":"request"' "$FIN_LOG" | grep '"request_id":"obs-503-request"' | head -n 1)
-check "one JSON access line per request with ts, request_id, method, route, status, duration_ms, user_id, ip" \
+verify "one JSON access line per request with ts, request_id, method, route, status, duration_ms, user_id, ip" \
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert all(k in d for k in ("ts","request_id","method","route","status","duration_ms","user_id","ip")) and d["status"]==503' "$line"
-check "no password in the workers' log" bash -c '! grep -q "Very-Secret-Pass-9\|Secret-Pass-123" "$1"' _ "$FIN_LOG"
+# shellcheck disable=SC2016  # $1 is bash -c's own argument
+verify "no password in the workers' log" bash -c '! grep -q "Very-Secret-Pass-9\|Secret-Pass-123" "$1"' _ "$FIN_LOG"
 
 echo "1..$n"
-echo "$((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+[ "$failed" -eq 0 ]

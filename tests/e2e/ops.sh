@@ -5,39 +5,32 @@
 #      migration, then SIGHUP to the master; no request may fail.
 #   2. A backup with pg_dump and a restore into a new database; the API
 #      serves the restored data without restarting a worker.
-# Prints `ok N - ...` / `not ok N - ...`; exits non-zero on a failure.
-set -euo pipefail
+#   3. SIGTERM under load: requests that started before it get their 200,
+#      the master exits 0, nginx answers 502/503 after the workers left.
+# One "ok N - ..." or "not ok N - ..." line per check; exits 1 if any
+# failed, 99 if a tool is missing or the stack did not start.
+#
+# Run by make check (SH_LOG_COMPILER, with top_srcdir/top_builddir set),
+# or by hand: top_srcdir=. top_builddir=. bash tests/e2e/ops.sh
+FIN_PROG=ops
+# shellcheck source=tests/e2e/common.sh
+. "$(dirname "$0")/common.sh"
+e2e_need curl python3 psql
 
-top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}
-top_builddir=${top_builddir:-$top_srcdir}
-export top_srcdir top_builddir
-stack=$top_srcdir/tests/harness/stack
-
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-
-dir=$(mktemp -d "${TMPDIR:-/tmp}/finance-ops.XXXXXX")
-chmod 755 "$dir"
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[ -f "$dir/env" ] && bash "$stack" stop "$dir" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+# Rate limits are not under test here; fast password hashing.
 export RATE_LIMIT_IP_PER_MIN=1000000 RATE_LIMIT_USER_PER_MIN=1000000
 export RATE_LIMIT_SIGNUP_PER_HOUR=1000 PWHASH_OPSLIMIT=1 PWHASH_MEMLIMIT=8192
-bash "$stack" start "$dir" >/dev/null || { echo "Bail out! the stack did not start"; exit 99; }
+
+e2e_tempdir ops
+
+if ! bash "$stack" start "$dir" >/dev/null; then
+	echo "ops: the stack did not start" >&2
+	exit 99
+fi
 # shellcheck disable=SC1091
 . "$dir/env"
 B=$FIN_BASE_URL/api/v1
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+pgbin=$(fin_pg_bindir)
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 email=ops-$$@example.com
@@ -63,8 +56,10 @@ load() {
 	done >"$dir/load-$1.txt"
 }
 old_workers=$(bash "$stack" workers "$dir" | sort | tr '\n' ' ')
-for c in 1 2 3 4; do load "$c" & done
-loaders=$(jobs -p)
+for c in 1 2 3 4; do
+	load "$c" &
+	bg+=($!)
+done
 
 # The new release's migration: additive, so the old workers keep working.
 mig=$dir/migrations
@@ -77,27 +72,27 @@ SQL
 sleep 0.5
 migrate_out=$(env -u FINANCE_ENV_FILE DATABASE_URL="$DATABASE_URL" \
 	"$top_builddir/src/finance-migrate" --dir "$mig" 2>&1) || true
-check "finance-migrate applies the new migration while serving" \
+verify "finance-migrate applies the new migration while serving" \
 	grep -q "applied 9999_rehearsal" <<<"$migrate_out"
 kill -HUP "$FIN_MASTER_PID"
-# shellcheck disable=SC2086
-wait $loaders
+wait "${bg[@]}"
+bg=()
 sleep 1
 new_workers=$(bash "$stack" workers "$dir" | sort | tr '\n' ' ')
 common=$(comm -12 <(tr ' ' '\n' <<<"$old_workers" | sort) \
 	<(tr ' ' '\n' <<<"$new_workers" | sort) | { grep -c . || true; })
-check "SIGHUP replaced every worker ($old_workers-> $new_workers)" \
+verify "SIGHUP replaced every worker ($old_workers-> $new_workers)" \
 	test -n "$new_workers" -a "$common" = 0
 total=$(cat "$dir"/load-*.txt | wc -l)
 bad=$(cat "$dir"/load-*.txt | { grep -vc '^200$' || true; })
-check "no failed request during migrate + reload ($total requests, $bad not 200)" \
+verify "no failed request during migrate + reload ($total requests, $bad not 200)" \
 	test "$total" = 1200 -a "$bad" = 0
-check "the master is still the same process" kill -0 "$FIN_MASTER_PID"
+verify "the master is still the same process" kill -0 "$FIN_MASTER_PID"
 
 # ------------------------------------------------ 2. backup and restore
 
 backup=$dir/finance.dump
-check "pg_dump makes a backup" \
+verify "pg_dump makes a backup" \
 	"$pgbin/pg_dump" -Fc -d "$DATABASE_URL" -f "$backup"
 curl -sf -X POST "$B/transactions" -H "$auth" -H 'Content-Type: application/json' \
 	-d '{"amount":-1,"currency":"EUR","description":"after backup"}' >/dev/null
@@ -106,7 +101,7 @@ curl -sf -X POST "$B/transactions" -H "$auth" -H 'Content-Type: application/json
 # from the dump, swapped in under the old name.
 admin_url=${DATABASE_URL%/*}/postgres
 psql -qAt -d "$admin_url" -c "CREATE DATABASE finance_restored" >/dev/null
-check "pg_restore restores the backup" \
+verify "pg_restore restores the backup" \
 	"$pgbin/pg_restore" --no-owner -d "${DATABASE_URL%/*}/finance_restored" "$backup"
 psql -qAt -d "$admin_url" >/dev/null <<'SQL'
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -123,12 +118,13 @@ for _ in 1 2 3 4 5; do
 	sleep 0.5
 done
 rows=$(json '["data"]' <<<"$listing" | python3 -c 'import ast,sys; d=ast.literal_eval(sys.stdin.read()); print(len(d))' 2>/dev/null || echo 0)
-check "the API serves the restored data (3 rows, got $rows)" test "$rows" = 3
-check "the write after the backup is gone with the restore" \
+verify "the API serves the restored data (3 rows, got $rows)" test "$rows" = 3
+# shellcheck disable=SC2016  # $1 is bash -c's own argument
+verify "the write after the backup is gone with the restore" \
 	bash -c '! grep -q "after backup" <<<"$1"' _ "$listing"
-check "the restored audit trail is there" \
+verify "the restored audit trail is there" \
 	test "$(psql -qAt -d "$DATABASE_URL" -c "SELECT count(*) FROM audit_events WHERE action = 'transaction_created'")" -ge 3
-check "no worker restarted for the restore" \
+verify "no worker restarted for the restore" \
 	test "$(bash "$stack" workers "$dir" | sort | tr '\n' ' ')" = "$new_workers"
 
 # ------------------------------------------------ 3. SIGTERM under load
@@ -142,24 +138,25 @@ timed_load() {
 			--max-time 10 "$B/transactions?limit=5&q=t$1-$i" -H "$auth")"
 	done >"$dir/term-$1.txt"
 }
-for c in 1 2 3 4; do timed_load "$c" & done
-loaders=$(jobs -p)
+for c in 1 2 3 4; do
+	timed_load "$c" &
+	bg+=($!)
+done
 sleep 1
 term_at=$(date +%s%3N)
 kill -TERM "$FIN_MASTER_PID"
-for _ in $(seq 1 100); do [ -s "$FIN_MASTER_STATUS" ] && break; sleep 0.1; done
-# shellcheck disable=SC2086
-wait $loaders || true
-check "the master exits 0 after SIGTERM under load (status $(cat "$FIN_MASTER_STATUS" 2>/dev/null))" \
+wait_for 10 test -s "$FIN_MASTER_STATUS" || true
+wait "${bg[@]}" || true
+bg=()
+verify "the master exits 0 after SIGTERM under load (status $(cat "$FIN_MASTER_STATUS" 2>/dev/null))" \
 	test "$(cat "$FIN_MASTER_STATUS" 2>/dev/null)" = 0
 # A start time is taken before curl runs: allow curl's own start-up (100
 # ms) before the request can have reached nginx.
 early_bad=$(cat "$dir"/term-*.txt | awk -v t="$term_at" '$1 < t - 100 && $2 != 200' | wc -l)
-check "every request that started before SIGTERM got its 200 ($early_bad did not)" test "$early_bad" = 0
+verify "every request that started before SIGTERM got its 200 ($early_bad did not)" test "$early_bad" = 0
 late=$(cat "$dir"/term-*.txt | awk '$2 != 200' | awk '{print $2}' | sort | uniq -c | tr '\n' ' ')
 odd=$(cat "$dir"/term-*.txt | awk '$2 != 200 && $2 != 502 && $2 != 503' | wc -l)
-check "after the workers left nginx answered only 502/503 ($late)" test "$odd" = 0
+verify "after the workers left nginx answered only 502/503 ($late)" test "$odd" = 0
 
 echo "1..$n"
-echo "$((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+[ "$failed" -eq 0 ]
