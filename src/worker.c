@@ -166,7 +166,7 @@ worker_main(int listen_fd)
 	int64_t		 fd;
 	char		 why[256];
 	struct pollfd	 pfd = { .events = POLLIN };
-	int		 flags, rc;
+	int		 flags;
 
 	cfg = fin_config_load(true, why, sizeof(why));
 	if (cfg == NULL) {
@@ -216,18 +216,19 @@ worker_main(int listen_fd)
 		fin_log(FIN_LOG_WARN, "worker_start", "redis not ready yet");
 	fin_log(FIN_LOG_INFO, "worker_ready", "worker accepting requests");
 
+	/*
+	 * Accept first, and poll only when nothing is waiting (EAGAIN, also
+	 * when a sibling won the race): under load the backlog is seldom
+	 * empty, and a poll() per request would cost as much as the accept.
+	 */
 	while (!stopping) {
+		if (FCGX_Accept_r(&f) >= 0) {
+			serve(&f, &pfd, arena, &outcome);
+			continue;
+		}
 		flush_unless_busy(&pfd);
-		rc = poll(&pfd, 1, POLL_MS);
-		if (stopping)
-			break;
-		if (rc <= 0)
-			continue;
-		/* A sibling may win the race: EAGAIN then, and we poll again. */
-		rc = FCGX_Accept_r(&f);
-		if (rc < 0)
-			continue;
-		serve(&f, &pfd, arena, &outcome);
+		/* Woken by a connection, SIGTERM or the timeout: all loop back. */
+		(void)poll(&pfd, 1, POLL_MS);
 	}
 	/*
 	 * Requests nginx queued before we stopped are answered, not reset:
