@@ -1,6 +1,7 @@
 /*
  * The response cache in Redis.  Every page is stored with the per-user
- * generation it was made under ("<generation>\n<page>"), and every write
+ * generation it was made under and its tag ("<generation>\n<tag>\n<page>":
+ * a hit is sent without hashing it again for its ETag), and every write
  * bumps the generation after it commits, so a read after a write has
  * returned never takes an old page on any worker.  The look-up is two
  * plain GETs in one round trip (the generation and the page), compared
@@ -60,7 +61,8 @@ enum fin_err
 Fin_cache_lookup_reply(const redisReply *gen, const redisReply *page,
     struct fin_arena *a, struct fin_cache_entry *out)
 {
-	size_t		 glen;
+	size_t		 glen, tlen;
+	const char	*tag, *nl;
 
 	if (gen == NULL || (gen->type != REDIS_REPLY_STRING &&
 	    gen->type != REDIS_REPLY_NIL) || (page != NULL &&
@@ -71,11 +73,18 @@ Fin_cache_lookup_reply(const redisReply *gen, const redisReply *page,
 	out->usable = true;
 	glen = strlen(out->generation);
 	/* A page made under another generation is a miss (and is replaced). */
-	if (page != NULL && page->type == REDIS_REPLY_STRING && page->len > glen &&
-	    memcmp(page->str, out->generation, glen) == 0 &&
-	    page->str[glen] == '\n')
-		out->body = fin_arena_strndup(a, page->str + glen + 1,
-		    page->len - glen - 1);
+	if (page == NULL || page->type != REDIS_REPLY_STRING ||
+	    page->len <= glen || memcmp(page->str, out->generation, glen) != 0 ||
+	    page->str[glen] != '\n')
+		return FIN_E_NOT_FOUND;
+	tag = page->str + glen + 1;
+	nl = memchr(tag, '\n', page->len - glen - 1);
+	if (nl == NULL || (tlen = (size_t)(nl - tag)) >= sizeof(out->tag))
+		return FIN_E_NOT_FOUND;
+	memcpy(out->tag, tag, tlen);
+	out->tag[tlen] = '\0';
+	out->body = fin_arena_strndup(a, nl + 1,
+	    page->len - (size_t)(nl + 1 - page->str));
 	return out->body != NULL ? FIN_OK : FIN_E_NOT_FOUND;
 }
 
@@ -185,22 +194,27 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
 
 void
 fin_cache_put(struct fin_ctx *ctx, const char *user_id,
-    const struct fin_cache_entry *entry, const char *body)
+    const struct fin_cache_entry *entry, const char *body, const char *tag)
 {
 	char		 key[FIN_CACHE_KEY_MAX], *value;
 	const char	*argv[5];
-	size_t		 argvlen[5], glen, blen;
+	size_t		 argvlen[5], glen, tlen, blen, vlen;
 
-	if (!entry->usable)
+	tlen = strlen(tag);
+	if (!entry->usable || tlen >= sizeof(entry->tag) ||
+	    memchr(tag, '\n', tlen) != NULL)
 		return;
 	/* Tagged with the generation read before the query ran: never newer. */
 	glen = strlen(entry->generation);
 	blen = strlen(body);
-	if ((value = malloc(glen + 1 + blen)) == NULL)
+	vlen = glen + 1 + tlen + 1 + blen;
+	if ((value = malloc(vlen)) == NULL)
 		return;
 	memcpy(value, entry->generation, glen);
 	value[glen] = '\n';
-	memcpy(value + glen + 1, body, blen);
+	memcpy(value + glen + 1, tag, tlen);
+	value[glen + 1 + tlen] = '\n';
+	memcpy(value + glen + 2 + tlen, body, blen);
 	snprintf(key, sizeof(key), "fin:c:%s:%s:%s", entry->run_id, user_id,
 	    entry->digest);
 	argv[0] = "SET";
@@ -210,7 +224,7 @@ fin_cache_put(struct fin_ctx *ctx, const char *user_id,
 	argv[4] = CACHE_TTL;
 	argvlen[0] = 3;
 	argvlen[1] = strlen(key);
-	argvlen[2] = glen + 1 + blen;
+	argvlen[2] = vlen;
 	argvlen[3] = 2;
 	argvlen[4] = strlen(CACHE_TTL);
 	/* The client is not kept waiting for a fill: no reply is awaited. */

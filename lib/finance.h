@@ -443,6 +443,7 @@ struct fin_cache_entry {
 	char		 digest[65];
 	bool		 usable;		/* Redis answered: a put may follow */
 	const char	*body;			/* on a hit, arena-owned */
+	char		 tag[48];		/* on a hit, the tag stored with it */
 };
 
 struct fin_gate {
@@ -590,8 +591,10 @@ unsigned	 fin_cache_directives(const char *cache_control,
 enum fin_err	 fin_cache_get(struct fin_ctx *, struct fin_arena *,
 		    const char *user_id, const char *kind, const char *query,
 		    struct fin_cache_entry *out) FIN_WUR;
+/* tag (an ETag, say; no newline) comes back with the page on a hit. */
 void		 fin_cache_put(struct fin_ctx *, const char *user_id,
-		    const struct fin_cache_entry *, const char *body);
+		    const struct fin_cache_entry *, const char *body,
+		    const char *tag);
 /* Bumps the user's generation: call after every committed write. */
 void		 fin_cache_invalidate(struct fin_ctx *, const char *user_id);
 

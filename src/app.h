@@ -120,6 +120,7 @@ struct request {
 	struct json_object *resp_body;		/* NULL: no body */
 	const char	*resp_raw;		/* JSON text already made (cache hits) */
 	size_t		 resp_raw_len;
+	const char	*resp_etag;		/* resp_raw's ETag, when known */
 	bool		 responded;		/* headers already on the wire */
 	bool		 has_response;
 	enum fin_err	 error;			/* what http_error() last wrote */
@@ -148,6 +149,9 @@ void		 resp_header(struct request *, const char *name, const char *value);
 void		 reply_json(struct request *, int status, struct json_object *body);
 void		 reply_empty(struct request *, int status);
 /* A body that is already JSON text (arena-owned), sent as it is. */
+/* ETAG_LEN bytes and a NUL: a strong tag of the exact bytes. */
+#define ETAG_LEN	34
+void		 response_etag(const char *body, size_t len, char out[ETAG_LEN + 1]);
 void		 reply_json_text(struct request *, int status, const char *body,
 		    size_t len);
 /*

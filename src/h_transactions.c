@@ -145,6 +145,7 @@ cached(struct request *req,
 	const char	*text;
 	size_t		 len;
 	bool		 fresh = (req->cache_directives & FIN_CACHE_NO_READ) != 0;
+	char		 etag[ETAG_LEN + 1];
 	enum fin_err	 e;
 
 	if (!ce.usable && !fresh)
@@ -157,6 +158,8 @@ cached(struct request *req,
 		resp_header(req, "X-Cache", "HIT");
 		fin_metric_inc(FIN_M_CACHE_HIT);
 		reply_json_text(req, 200, ce.body, strlen(ce.body));
+		if (strlen(ce.tag) == ETAG_LEN)
+			req->resp_etag = fin_arena_strdup(req->arena, ce.tag);
 		return FIN_OK;
 	}
 	if ((e = fill(req, arg, &o)) != FIN_OK)
@@ -167,11 +170,14 @@ cached(struct request *req,
 	/* Serialised once, for the cache and for the client alike. */
 	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	/* Hashed once, for the cache and for this answer's ETag alike. */
+	response_etag(text, len, etag);
 	if ((req->cache_directives & FIN_CACHE_NO_STORE) == 0)
-		fin_cache_put(req->ctx, req->user_id, &ce, text);
+		fin_cache_put(req->ctx, req->user_id, &ce, text, etag);
 	resp_header(req, "X-Cache", fresh ? "BYPASS" : "MISS");
 	fin_metric_inc(fresh ? FIN_M_CACHE_BYPASS : FIN_M_CACHE_MISS);
 	reply_json_text(req, 200, text, len);
+	req->resp_etag = fin_arena_strdup(req->arena, etag);
 	return FIN_OK;
 }
 

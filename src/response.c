@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #define HEADER_BLOCK_MAX	4096
 
@@ -89,6 +90,7 @@ reply_json_text(struct request *req, int status, const char *body, size_t len)
 	req->resp_body = NULL;
 	req->resp_raw = body;
 	req->resp_raw_len = len;
+	req->resp_etag = NULL;
 	req->has_response = true;
 }
 
@@ -144,19 +146,18 @@ put(struct request *req, const char *s, size_t n)
 }
 
 /* Strong ETag: a hash of the exact bytes, so equal bodies share a tag. */
-static void
-make_etag(const char *body, size_t len, char out[48])
+void
+response_etag(const char *body, size_t len, char out[ETAG_LEN + 1])
 {
 	unsigned char	 md[EVP_MAX_MD_SIZE];
 	unsigned int	 mdlen = 0;
-	size_t		 i;
 
+	memset(md, 0, sizeof(md));
 	EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL);
 	out[0] = '"';
-	for (i = 0; i < 16 && i < mdlen; i++)
-		snprintf(out + 1 + i * 2, 3, "%02x", md[i]);
-	out[33] = '"';
-	out[34] = '\0';
+	sodium_bin2hex(out + 1, ETAG_LEN - 1, md, (ETAG_LEN - 2) / 2);
+	out[ETAG_LEN - 1] = '"';
+	out[ETAG_LEN] = '\0';
 }
 
 /* If-None-Match: "*" or a list of tags, weak ones compared weakly. */
@@ -233,7 +234,7 @@ response_finish(struct request *req)
 {
 	const char	*body = NULL;
 	size_t		 len = 0;
-	char		 etag[48];
+	char		 etag[ETAG_LEN + 1];
 
 	if (req->responded)
 		return;
@@ -252,7 +253,11 @@ response_finish(struct request *req)
 	}
 	if ((req->method == M_GET || req->method == M_HEAD) &&
 	    req->status == 200 && body != NULL) {
-		make_etag(body, len, etag);
+		/* A cached page brings the tag it was stored with. */
+		if (req->resp_raw != NULL && req->resp_etag != NULL)
+			snprintf(etag, sizeof(etag), "%s", req->resp_etag);
+		else
+			response_etag(body, len, etag);
 		resp_header(req, "ETag", fin_arena_strdup(req->arena, etag));
 		if (req->if_none_match[0] != '\0' &&
 		    etag_matches(req->if_none_match, etag)) {

@@ -174,13 +174,14 @@ START_TEST(test_gate_cache_rides_along)
 
 	gate_with_cache(w1, a, tok, q, &r);
 	ck_assert_ptr_null(r.cache.body);
-	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":1}");
+	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":1}", "\"tag-1\"");
 	/* Sent without waiting: it leaves with the next round trip ... */
 	gate_with_cache(w1, a, tok, q, &r);
 	ck_assert_str_eq(r.cache.body, "{\"page\":1}");
+	ck_assert_str_eq(r.cache.tag, "\"tag-1\"");
 	/* ... or when the worker is about to go idle. */
 	gate_with_cache(w1, a, tok, "other=1", &r);
-	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":2}");
+	fin_cache_put(w1, c.sub, &r.cache, "{\"page\":2}", "");
 	ck_assert(fin_redis_unflushed(w1));
 	fin_redis_flush(w1);
 	ck_assert(!fin_redis_unflushed(w1));
@@ -195,9 +196,12 @@ START_TEST(test_gate_cache_rides_along)
 		ck_assert_int_eq(fin_gate_check(w1, &in, &r), FIN_OK);
 		ck_assert(r.cache.usable);
 		ck_assert_ptr_null(r.cache.body);
-		fin_cache_put(w1, c.sub, &r.cache, "{\"page\":3}");
+		fin_cache_put(w1, c.sub, &r.cache, "{\"page\":3}", "t3");
+		/* A tag that would break the format is not stored. */
+		fin_cache_put(w1, c.sub, &r.cache, "{\"page\":4}", "a\nb");
 		gate_with_cache(w1, a, tok, "other=1", &r);
 		ck_assert_str_eq(r.cache.body, "{\"page\":3}");
+		ck_assert_str_eq(r.cache.tag, "t3");
 	}
 	/* Another query is another page; a write makes every page old. */
 	gate_with_cache(w2, a, tok, "other=2", &r);
