@@ -692,6 +692,7 @@ enum fin_metric {
 	FIN_M_REDIS_ERRORS,
 	FIN_M_RATE_LIMITED,
 	FIN_M_RATELIMIT_FAIL_OPEN,
+	/* Families by result: consecutive, in the order /metrics names them. */
 	FIN_M_LOGIN_SUCCESS,
 	FIN_M_LOGIN_FAILURE,
 	FIN_M_LOGIN_LOCKED,

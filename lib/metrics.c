@@ -247,6 +247,19 @@ emit(struct out *o, const char *fmt, ...)
 	o->ok = o->write(o->arg, line, (size_t)n);
 }
 
+/* A counter family of three results, counted in consecutive slots. */
+static void
+by_result(struct out *o, const char *name, const char *help,
+    enum fin_metric first, const char *const result[3])
+{
+	int	 i;
+
+	emit(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (i = 0; i < 3; i++)
+		emit(o, "%s{result=\"%s\"} %" PRIu64 "\n", name, result[i],
+		    get(&shm->counters[first + i]));
+}
+
 enum fin_err
 fin_metrics_render(const char *const *routes, size_t nroutes,
     const char *const *methods, size_t nmethods, fin_write_fn *write, void *arg)
@@ -311,22 +324,11 @@ fin_metrics_render(const char *const *routes, size_t nroutes,
 	    "# TYPE ratelimit_fail_open_total counter\n"
 	    "ratelimit_fail_open_total %" PRIu64 "\n",
 	    get(&shm->counters[FIN_M_RATELIMIT_FAIL_OPEN]));
-	emit(&o, "# HELP logins_total Login attempts by result.\n"
-	    "# TYPE logins_total counter\n"
-	    "logins_total{result=\"success\"} %" PRIu64 "\n"
-	    "logins_total{result=\"failure\"} %" PRIu64 "\n"
-	    "logins_total{result=\"locked\"} %" PRIu64 "\n",
-	    get(&shm->counters[FIN_M_LOGIN_SUCCESS]),
-	    get(&shm->counters[FIN_M_LOGIN_FAILURE]),
-	    get(&shm->counters[FIN_M_LOGIN_LOCKED]));
-	emit(&o, "# HELP cache_responses_total Cacheable pages (first list page, "
-	    "summary) by how the response cache served them.\n"
-	    "# TYPE cache_responses_total counter\n"
-	    "cache_responses_total{result=\"hit\"} %" PRIu64 "\n"
-	    "cache_responses_total{result=\"miss\"} %" PRIu64 "\n"
-	    "cache_responses_total{result=\"bypass\"} %" PRIu64 "\n",
-	    get(&shm->counters[FIN_M_CACHE_HIT]),
-	    get(&shm->counters[FIN_M_CACHE_MISS]),
-	    get(&shm->counters[FIN_M_CACHE_BYPASS]));
+	by_result(&o, "logins_total", "Login attempts by result.",
+	    FIN_M_LOGIN_SUCCESS, (const char *const[]){ "success", "failure",
+	    "locked" });
+	by_result(&o, "cache_responses_total", "Cacheable pages (first list "
+	    "page, summary) by how the response cache served them.",
+	    FIN_M_CACHE_HIT, (const char *const[]){ "hit", "miss", "bypass" });
 	return o.ok ? FIN_OK : FIN_E_INTERNAL_ERROR;
 }
