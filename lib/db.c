@@ -6,6 +6,7 @@
  */
 #include "setup.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,39 @@ drop(struct fin_ctx *ctx)
 	ctx->in_sql_txn = false;
 }
 
+/*
+ * "2026-11-25 03:00:56.5+00" (timestamptz out in UTC, ISO style, the
+ * fraction trimmed) as the API writes it: "2026-11-25T03:00:56Z", or
+ * with micros "2026-11-25T03:00:56.500000Z" (the keyset's full value).
+ */
+bool
+Fin_db_ts_api(const char *pg, bool micros, char *out, size_t outlen)
+{
+	static const char shape[] = "dddd-dd-dd dd:dd:dd";
+	const char	*p = pg + sizeof(shape) - 1;
+	char		 frac[7] = "000000";
+	size_t		 i;
+
+	for (i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? !isdigit((unsigned char)pg[i]) :
+		    pg[i] != shape[i])
+			return false;
+	if (*p == '.')
+		for (p++, i = 0; isdigit((unsigned char)*p); p++, i++)
+			if (i < 6)
+				frac[i] = *p;
+	if (strcmp(p, "+00") != 0)
+		return false;
+	return (size_t)snprintf(out, outlen, "%.10sT%.8s%s%s%s", pg, pg + 11,
+	    micros ? "." : "", micros ? frac : "", "Z") < outlen;
+}
+
 enum fin_err
 Fin_db_connect(struct fin_ctx *ctx)
 {
 	const char	*keys[5], *vals[5];
 	char		 timeout[24], options[64];
+	PGresult	*res = NULL;
 
 	drop(ctx);
 	snprintf(timeout, sizeof(timeout), "%lld",
@@ -42,7 +71,15 @@ Fin_db_connect(struct fin_ctx *ctx)
 	keys[3] = "options";		vals[3] = options;
 	keys[4] = NULL;			vals[4] = NULL;
 	ctx->pg = PQconnectdbParams(keys, vals, 1);
-	if (ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK) {
+	/*
+	 * Dates and timestamps are read as PostgreSQL writes them in UTC and
+	 * ISO form (Fin_db_ts_api), which costs it far less than to_char().
+	 * Set after the start-up: PGTZ or PGDATESTYLE would override options.
+	 */
+	if (ctx->pg != NULL && PQstatus(ctx->pg) == CONNECTION_OK)
+		res = PQexec(ctx->pg, "SET TimeZone = 'UTC'; "
+		    "SET DateStyle = 'ISO, YMD'");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* libpq's message names host and reason, never the password. */
 		char	 msg[256];
 		size_t	 n;
@@ -52,12 +89,14 @@ Fin_db_connect(struct fin_ctx *ctx)
 		n = strlen(msg);
 		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 			msg[--n] = '\0';
+		PQclear(res);
 		fin_metric_inc(FIN_M_DB_ERRORS);
 		fin_log(FIN_LOG_WARN, "db_connect_failed",
 		    "could not connect to postgresql: %s", msg);
 		drop(ctx);
 		return FIN_E_SERVICE_UNAVAILABLE;
 	}
+	PQclear(res);
 	return FIN_OK;
 }
 

@@ -29,15 +29,7 @@
 
 #include "internal.h"
 
-/*
- * The transaction columns in Fin_txn_row_json's order (TXN_COLS in
- * lib/transactions.c), then created_at with microseconds for the keyset.
- */
-#define EXPORT_TXN_COLS \
-	"id, amount, currency, description, category, occurred_on::text, " \
-	SQL_TS("created_at") ", " SQL_TS("updated_at") ", " \
-	SQL_TS("deleted_at") ", " \
-	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define EXPORT_TXN_COLS	FIN_TXN_COLS
 
 /*
  * One statement per deleted-mode so that the live one matches the partial
@@ -209,8 +201,9 @@ Fin_export_txns(struct fin_ctx *ctx, const char *user_id, const char *from,
 		if (n > 0) {
 			snprintf(day, sizeof(day), "%s",
 			    PQgetvalue(res, n - 1, FIN_XC_OCCURRED_ON));
+			/* As PostgreSQL wrote it: to the microsecond. */
 			snprintf(ts, sizeof(ts), "%s",
-			    PQgetvalue(res, n - 1, FIN_XC_KEY_TS));
+			    PQgetvalue(res, n - 1, FIN_XC_CREATED_AT));
 			snprintf(id, sizeof(id), "%s",
 			    PQgetvalue(res, n - 1, FIN_XC_ID));
 		}

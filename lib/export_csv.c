@@ -106,7 +106,7 @@ static enum fin_err
 put_row(void *arg, PGresult *res, int i)
 {
 	struct csv	*c = arg;
-	char		 amount[32];
+	char		 amount[32], created[FIN_TS_API_MAX];
 	const char	*cur = PQgetvalue(res, i, FIN_XC_CURRENCY);
 	int64_t		 minor;
 	size_t		 len = 0;
@@ -114,7 +114,8 @@ put_row(void *arg, PGresult *res, int i)
 	if (!fin_parse_int64(PQgetvalue(res, i, FIN_XC_AMOUNT), INT64_MIN,
 	    INT64_MAX, &minor) ||
 	    !Fin_amount_decimal(minor, Fin_export_minor_units(cur), amount,
-	    sizeof(amount)))
+	    sizeof(amount)) || !Fin_db_ts_api(PQgetvalue(res, i,
+	    FIN_XC_CREATED_AT), false, created, sizeof(created)))
 		return FIN_E_INTERNAL_ERROR;
 	if (!add(c->row, &len, PQgetvalue(res, i, FIN_XC_ID), false, false) ||
 	    !add(c->row, &len, PQgetvalue(res, i, FIN_XC_OCCURRED_ON), false, false) ||
@@ -123,7 +124,7 @@ put_row(void *arg, PGresult *res, int i)
 	    !add(c->row, &len, cur, false, false) ||
 	    !add(c->row, &len, PQgetvalue(res, i, FIN_XC_CATEGORY), true, false) ||
 	    !add(c->row, &len, PQgetvalue(res, i, FIN_XC_DESCRIPTION), true, false) ||
-	    !add(c->row, &len, PQgetvalue(res, i, FIN_XC_CREATED_AT), false, true)) {
+	    !add(c->row, &len, created, false, true)) {
 		fin_log(FIN_LOG_ERROR, "export_csv", "could not format "
 		    "transaction %s: row longer than %d bytes",
 		    PQgetvalue(res, i, FIN_XC_ID), CSV_ROW_MAX);

@@ -29,6 +29,21 @@ struct fin_stmt {
 
 #define FIN_DB_MAX_STMTS	128
 
+/*
+ * A transaction as the API shows it (Fin_txn_row_json) and the exports
+ * read it, in FIN_XC_* order.  The timestamps come as PostgreSQL writes
+ * them (the session is UTC, ISO: lib/db.c) and C puts them in the API's
+ * form (Fin_db_ts_api): to_char() on every row cost PostgreSQL a third
+ * of a list query.  created_at is also the keyset's, to the microsecond.
+ */
+#define FIN_TXN_COLS \
+	"id, amount, currency, description, category, occurred_on, " \
+	"created_at, updated_at, deleted_at"
+/* "2026-11-25T03:00:56Z" (or ".500000Z" with micros) and its NUL. */
+#define FIN_TS_API_MAX	28
+bool		 Fin_db_ts_api(const char *pg, bool micros, char *out,
+		    size_t outlen);
+
 /* A timestamptz column as RFC 3339 UTC with Z, the API's only time format. */
 #define SQL_TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
 			"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -273,8 +288,7 @@ enum fin_export_col {
 	FIN_XC_OCCURRED_ON,
 	FIN_XC_CREATED_AT,
 	FIN_XC_UPDATED_AT,
-	FIN_XC_DELETED_AT,
-	FIN_XC_KEY_TS		/* created_at with microseconds, for the keyset */
+	FIN_XC_DELETED_AT
 };
 
 typedef enum fin_err fin_export_row_fn(void *arg, PGresult *, int row);

@@ -12,12 +12,7 @@
 
 #include "internal.h"
 
-#define TXN_COLS \
-	"id, amount, currency, description, category, occurred_on::text, " \
-	SQL_TS("created_at") ", " SQL_TS("updated_at") ", " \
-	SQL_TS("deleted_at") ", " \
-	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define COL_CURSOR_TS	9
+#define TXN_COLS	FIN_TXN_COLS
 
 /*
  * The new row and its audit event in one statement, one round trip and
@@ -111,6 +106,24 @@ add_field(struct json_object *o, const char *key, struct json_object *v)
 	    JSON_C_OBJECT_ADD_CONSTANT_KEY);
 }
 
+/* A timestamp column in the API's form, or JSON null for SQL NULL. */
+static struct json_object *
+ts_json(PGresult *res, int i, int col)
+{
+	char		 ts[FIN_TS_API_MAX];
+	const char	*v = PQgetvalue(res, i, col);
+
+	if (PQgetisnull(res, i, col))
+		return NULL;
+	/* Only a session not set up by Fin_db_connect writes another form. */
+	if (!Fin_db_ts_api(v, false, ts, sizeof(ts))) {
+		fin_log(FIN_LOG_ERROR, "db_timestamp", "unexpected timestamp "
+		    "form \"%.40s\"", v);
+		return json_object_new_string(v);
+	}
+	return json_object_new_string(ts);
+}
+
 struct json_object *
 Fin_txn_row_json(PGresult *res, int i)
 {
@@ -124,10 +137,9 @@ Fin_txn_row_json(PGresult *res, int i)
 	add_field(o, "description", json_object_new_string(PQgetvalue(res, i, 3)));
 	add_field(o, "category", json_object_new_string(PQgetvalue(res, i, 4)));
 	add_field(o, "occurred_on", json_object_new_string(PQgetvalue(res, i, 5)));
-	add_field(o, "created_at", json_object_new_string(PQgetvalue(res, i, 6)));
-	add_field(o, "updated_at", json_object_new_string(PQgetvalue(res, i, 7)));
-	add_field(o, "deleted_at", PQgetisnull(res, i, 8) ? NULL :
-	    json_object_new_string(PQgetvalue(res, i, 8)));
+	add_field(o, "created_at", ts_json(res, i, 6));
+	add_field(o, "updated_at", ts_json(res, i, 7));
+	add_field(o, "deleted_at", ts_json(res, i, 8));
 	return o;
 }
 
@@ -412,7 +424,7 @@ fin_txn_list(struct fin_ctx *ctx, struct fin_arena *a,
     const struct fin_txn_query *q, struct json_object **out)
 {
 	char		 payload[FIN_CURSOR_PAYLOAD_MAX + 1], limit[24];
-	char		 next[FIN_CURSOR_MAX];
+	char		 next[FIN_CURSOR_MAX], ts[FIN_TS_API_MAX];
 	const char	*p[9];
 	const struct fin_stmt *st;
 	PGresult	*res;
@@ -445,10 +457,11 @@ fin_txn_list(struct fin_ctx *ctx, struct fin_arena *a,
 	json_object_object_add(*out, "data", data);
 	if (n > q->limit) {
 		i = (int)q->limit - 1;
+		if (!Fin_db_ts_api(PQgetvalue(res, i, 6), true, ts, sizeof(ts)))
+			ts[0] = '\0';
 		snprintf(payload, sizeof(payload), "t|%s|%s|%s",
-		    PQgetvalue(res, i, 5), PQgetvalue(res, i, COL_CURSOR_TS),
-		    PQgetvalue(res, i, 0));
-		if (!Fin_cursor_encode(ctx->cfg, payload, next)) {
+		    PQgetvalue(res, i, 5), ts, PQgetvalue(res, i, 0));
+		if (ts[0] == '\0' || !Fin_cursor_encode(ctx->cfg, payload, next)) {
 			PQclear(res);
 			json_object_put(*out);
 			*out = NULL;

@@ -191,14 +191,11 @@ ORDER BY occurred_on DESC, created_at DESC, id DESC""").split()
 # --------------------------------------------------------------- b: EXPLAIN
 
 # The statements txn_list_live and txn_list_live_after of lib/transactions.c
-# (TXN_COLS, LIST_FILTERS, LIST_AFTER, LIST_ORDER), copied as the server
+# (FIN_TXN_COLS, LIST_FILTERS, LIST_AFTER, LIST_ORDER), copied as the server
 # sends them.  sql_matches_source() fails the check when they drift.
 TXN_COLS = (
-    "id, amount, currency, description, category, occurred_on::text, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    "id, amount, currency, description, category, occurred_on, "
+    "created_at, updated_at, deleted_at")
 LIST_FILTERS = (
     "   AND ($2::date IS NULL OR occurred_on >= $2::date)"
     "   AND ($3::date IS NULL OR occurred_on <= $3::date)"

@@ -15,6 +15,8 @@
 
 static const struct fin_stmt stmt_echo = {
 	"test_echo", "SELECT $1::text AS v", 1 };
+static const struct fin_stmt stmt_ts = {
+	"test_ts", "SELECT $1::timestamptz, $1::timestamptz::date", 1 };
 static const struct fin_stmt stmt_pid = {
 	"test_pid", "SELECT pg_backend_pid()::text", 0 };
 static const struct fin_stmt stmt_kill = {
@@ -41,6 +43,58 @@ teardown(void)
 {
 	fin_config_free(cfg);
 }
+
+/* What PostgreSQL writes in the session Fin_db_connect sets up. */
+START_TEST(test_db_timestamps_in_api_form)
+{
+	static const struct {
+		const char	*in, *want, *want_us;
+	} t[] = {
+		{ "2026-11-25 03:00:56+00", "2026-11-25T03:00:56Z",
+		    "2026-11-25T03:00:56.000000Z" },
+		{ "2026-11-25 03:00:56.5+00", "2026-11-25T03:00:56Z",
+		    "2026-11-25T03:00:56.500000Z" },
+		{ "2026-11-25 03:00:56.123456+00", "2026-11-25T03:00:56Z",
+		    "2026-11-25T03:00:56.123456Z" },
+		/* Anything else is refused, never passed on half-converted. */
+		{ "2026-11-25 03:00:56+01", NULL, NULL },
+		{ "2026-11-25T03:00:56Z", NULL, NULL },
+		{ "2026-11-25 03:00:56", NULL, NULL },
+		{ "11/25/2026 03:00:56 UTC", NULL, NULL },
+		{ "2026-11-25 03:00", NULL, NULL },
+		{ "", NULL, NULL },
+	};
+	struct fin_ctx	*ctx;
+	const char	*p[1] = { "2026-11-25 04:00:56.25+01" };
+	char		 out[FIN_TS_API_MAX];
+	PGresult	*res;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_msg(Fin_db_ts_api(t[i].in, false, out, sizeof(out)) ==
+		    (t[i].want != NULL), "%s", t[i].in);
+		if (t[i].want != NULL)
+			ck_assert_str_eq(out, t[i].want);
+		ck_assert(Fin_db_ts_api(t[i].in, true, out, sizeof(out)) ==
+		    (t[i].want_us != NULL));
+		if (t[i].want_us != NULL)
+			ck_assert_str_eq(out, t[i].want_us);
+	}
+	ck_assert(!Fin_db_ts_api(t[2].in, true, out, 20));
+	/* The session writes UTC in ISO form, whatever the defaults say. */
+	setenv("PGTZ", "America/New_York", 1);
+	setenv("PGDATESTYLE", "SQL, DMY", 1);
+	ctx = fin_ctx_new(cfg);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_ts, p, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 1), "2026-11-25");
+	ck_assert(Fin_db_ts_api(PQgetvalue(res, 0, 0), true, out, sizeof(out)));
+	ck_assert_str_eq(out, "2026-11-25T03:00:56.250000Z");
+	PQclear(res);
+	fin_ctx_free(ctx);
+	unsetenv("PGTZ");
+	unsetenv("PGDATESTYLE");
+}
+END_TEST
 
 START_TEST(test_db_parameters_are_data)
 {
@@ -242,6 +296,7 @@ db_suite(void)
 	tcase_add_checked_fixture(errors, setup, teardown);
 	tcase_set_timeout(core, 30);
 	tcase_add_test(core, test_db_parameters_are_data);
+	tcase_add_test(core, test_db_timestamps_in_api_form);
 	tcase_add_test(core, test_db_unique_violation_and_rollback);
 	tcase_add_test(core, test_db_migrate_concurrent_and_idempotent);
 	tcase_add_test(errors, test_db_reconnects_after_backend_killed);
