@@ -6,7 +6,6 @@
  */
 #include "setup.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +33,31 @@ bool
 Fin_db_ts_api(const char *pg, bool micros, char *out, size_t outlen)
 {
 	static const char shape[] = "dddd-dd-dd dd:dd:dd";
-	const char	*p = pg + sizeof(shape) - 1;
-	char		 frac[7] = "000000";
-	size_t		 i;
+	const size_t	 date = sizeof(shape) - 1;	/* 19 */
+	const char	*p = pg + date;
+	char		 frac[6] = { '0', '0', '0', '0', '0', '0' };
+	size_t		 i, n = date + (micros ? 7 : 0) + 1;
 
-	for (i = 0; i < sizeof(shape) - 1; i++)
-		if (shape[i] == 'd' ? !isdigit((unsigned char)pg[i]) :
+	/* A row holds three of these: no printf, no locale. */
+	for (i = 0; i < date; i++)
+		if (shape[i] == 'd' ? (unsigned)(pg[i] - '0') > 9 :
 		    pg[i] != shape[i])
 			return false;
 	if (*p == '.')
-		for (p++, i = 0; isdigit((unsigned char)*p); p++, i++)
-			if (i < 6)
+		for (p++, i = 0; (unsigned)(*p - '0') <= 9; p++, i++)
+			if (i < sizeof(frac))
 				frac[i] = *p;
-	if (strcmp(p, "+00") != 0)
+	if (strcmp(p, "+00") != 0 || outlen < n + 1)
 		return false;
-	return (size_t)snprintf(out, outlen, "%.10sT%.8s%s%s%s", pg, pg + 11,
-	    micros ? "." : "", micros ? frac : "", "Z") < outlen;
+	memcpy(out, pg, date);
+	out[10] = 'T';
+	if (micros) {
+		out[date] = '.';
+		memcpy(out + date + 1, frac, sizeof(frac));
+	}
+	out[n - 1] = 'Z';
+	out[n] = '\0';
+	return true;
 }
 
 enum fin_err
