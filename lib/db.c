@@ -137,6 +137,17 @@ map_failure(struct fin_ctx *ctx, const struct fin_stmt *stmt, PGresult *res)
 	if (state != NULL && strcmp(state, "23505") == 0)
 		return FIN_E_INTERNAL_ERROR;	/* caller checks unique violation */
 	fin_metric_inc(FIN_M_DB_ERRORS);
+	/*
+	 * statement_timeout: the server is too busy for this query now (two
+	 * summaries of ten million rows on two cores), not broken: 503 with
+	 * Retry-After, as when PostgreSQL is down.
+	 */
+	if (state != NULL && strcmp(state, "57014") == 0) {
+		fin_log(FIN_LOG_WARN, "db_timeout", "statement %s ran past "
+		    "statement_timeout (%lld ms)", stmt->name,
+		    (long long)ctx->cfg->db_statement_timeout);
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
 	msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	fin_log(FIN_LOG_ERROR, "db_error", "could not run statement %s: %s (%s)",
 	    stmt->name, msg != NULL ? msg : "no result",

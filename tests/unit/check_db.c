@@ -17,6 +17,8 @@ static const struct fin_stmt stmt_echo = {
 	"test_echo", "SELECT $1::text AS v", 1 };
 static const struct fin_stmt stmt_ts = {
 	"test_ts", "SELECT $1::timestamptz, $1::timestamptz::date", 1 };
+static const struct fin_stmt stmt_sleep = {
+	"test_sleep", "SELECT pg_sleep($1::float8)::text", 1 };
 static const struct fin_stmt stmt_pid = {
 	"test_pid", "SELECT pg_backend_pid()::text", 0 };
 static const struct fin_stmt stmt_kill = {
@@ -208,6 +210,31 @@ START_TEST(test_db_exec_once_is_not_resent)
 }
 END_TEST
 
+/* Too slow for statement_timeout: busy, not broken; the session lives on. */
+START_TEST(test_db_statement_timeout_is_unavailable)
+{
+	struct fin_config *c;
+	struct fin_ctx	*ctx;
+	const char	*p[1] = { "5" };
+	char		 why[256];
+	PGresult	*res;
+
+	setenv("DB_STATEMENT_TIMEOUT", "200", 1);
+	c = fin_config_load(false, why, sizeof(why));
+	unsetenv("DB_STATEMENT_TIMEOUT");
+	ck_assert_msg(c != NULL, "%s", why);
+	ctx = fin_ctx_new(c);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_sleep, p, &res),
+	    FIN_E_SERVICE_UNAVAILABLE);
+	ck_assert_str_eq(Fin_db_last_sqlstate(ctx), "57014");
+	p[0] = "0";
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_sleep, p, &res), FIN_OK);
+	PQclear(res);
+	fin_ctx_free(ctx);
+	fin_config_free(c);
+}
+END_TEST
+
 START_TEST(test_db_unreachable_is_unavailable)
 {
 	struct fin_config *c;
@@ -302,6 +329,7 @@ db_suite(void)
 	tcase_add_test(errors, test_db_reconnects_after_backend_killed);
 	tcase_add_test(errors, test_db_exec_once_is_not_resent);
 	tcase_add_test(errors, test_db_unreachable_is_unavailable);
+	tcase_add_test(errors, test_db_statement_timeout_is_unavailable);
 	suite_add_tcase(s, core);
 	suite_add_tcase(s, errors);
 	return s;
