@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "internal.h"
 
@@ -26,18 +27,15 @@
 static void
 query_digest(const char *kind, const char *query, char out[65])
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 len = 0, i;
+	unsigned char	 md[EVP_MAX_MD_SIZE] = { 0 };
 	EVP_MD_CTX	*c = EVP_MD_CTX_new();
 
 	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
 	EVP_DigestUpdate(c, kind, strlen(kind) + 1);
 	EVP_DigestUpdate(c, query, strlen(query));
-	EVP_DigestFinal_ex(c, md, &len);
+	EVP_DigestFinal_ex(c, md, NULL);
 	EVP_MD_CTX_free(c);
-	for (i = 0; i < 32 && i < len; i++)
-		snprintf(out + i * 2, 3, "%02x", md[i]);
-	out[64] = '\0';
+	sodium_bin2hex(out, 65, md, 32);
 }
 
 void

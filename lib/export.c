@@ -29,8 +29,6 @@
 
 #include "internal.h"
 
-#define EXPORT_TXN_COLS	FIN_TXN_COLS
-
 /*
  * One statement per deleted-mode so that the live one matches the partial
  * index exactly.  ORDER BY names the table's columns: a bare occurred_on
@@ -40,7 +38,7 @@
  * variant.
  */
 #define EXPORT_TXN_STMT(name, deleted) { name, \
-	"SELECT " EXPORT_TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
+	"SELECT " FIN_TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
 	"   AND ($2::date IS NULL OR occurred_on >= $2::date)" \
 	"   AND ($3::date IS NULL OR occurred_on <= $3::date)" \
 	"   AND (occurred_on, created_at, id) >" \

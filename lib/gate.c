@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "internal.h"
 
@@ -108,14 +109,12 @@ struct limits_cmd {
 static const char *
 gcra_sha1(struct fin_ctx *ctx)
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0, i;
+	unsigned char	 md[EVP_MAX_MD_SIZE] = { 0 };
 
 	if (ctx->gcra_sha1[0] == '\0') {
-		EVP_Digest(gcra_lua, sizeof(gcra_lua) - 1, md, &mdlen,
-		    EVP_sha1(), NULL);
-		for (i = 0; i < 20 && i < mdlen; i++)
-			snprintf(ctx->gcra_sha1 + i * 2, 3, "%02x", md[i]);
+		EVP_Digest(gcra_lua, sizeof(gcra_lua) - 1, md, NULL, EVP_sha1(),
+		    NULL);
+		sodium_bin2hex(ctx->gcra_sha1, sizeof(ctx->gcra_sha1), md, 20);
 	}
 	return ctx->gcra_sha1;
 }
@@ -147,16 +146,14 @@ static void
 limit_add(struct fin_ctx *ctx, enum fin_limit_kind k, const char *subject,
     struct limits_cmd *c, struct fin_limit_result *r)
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0, i;
+	unsigned char	 md[EVP_MAX_MD_SIZE] = { 0 };
 	char		 hex[33];
 	int64_t		 limit, period;
 
 	limit_params(ctx->cfg, k, &limit, &period);
 	/* Subjects are hashed: no email address or IP sits in Redis as text. */
-	EVP_Digest(subject, strlen(subject), md, &mdlen, EVP_sha256(), NULL);
-	for (i = 0; i < 16 && i < mdlen; i++)
-		snprintf(hex + i * 2, 3, "%02x", md[i]);
+	EVP_Digest(subject, strlen(subject), md, NULL, EVP_sha256(), NULL);
+	sodium_bin2hex(hex, sizeof(hex), md, 16);
 	snprintf(c->l[c->n].key, LIMIT_KEY_MAX, "fin:rl:%s:%s", limit_names[k], hex);
 	snprintf(c->l[c->n].period, 24, "%lld", (long long)period * 1000);
 	snprintf(c->l[c->n].limit, 24, "%lld", (long long)limit);

@@ -178,15 +178,15 @@ int64_t		 Fin_wall_ms(void);		/* CLOCK_REALTIME */
 /* Audit and cursors                                                   */
 /* ------------------------------------------------------------------ */
 
+/* The client's user agent as the audit trail stores it (cut, UTF-8). */
+#define FIN_AUDIT_FIELD_MAX	512
+void		 Fin_audit_user_agent(const struct fin_client *,
+		    char ua[FIN_AUDIT_FIELD_MAX + 1]);
 /*
  * Appends one audit event.  Call it inside the SQL transaction of the
  * change it records, so that both happen or neither.  user_id may be NULL
  * (a failed login for an unknown email); details is not consumed.
  */
-/* The client's user agent as the audit trail stores it (cut, UTF-8). */
-#define FIN_AUDIT_FIELD_MAX	512
-void		 Fin_audit_user_agent(const struct fin_client *,
-		    char ua[FIN_AUDIT_FIELD_MAX + 1]);
 enum fin_err	 Fin_audit(struct fin_ctx *, const struct fin_client *,
 		    const char *user_id, const char *action,
 		    struct json_object *details) FIN_WUR;
@@ -239,7 +239,7 @@ enum fin_err	 Fin_sessions_revoke_all(struct fin_ctx *, const struct fin_client 
 /* Transactions                                                        */
 /* ------------------------------------------------------------------ */
 
-/* One row of a TXN_COLS select as the API's transaction object. */
+/* One row of a FIN_TXN_COLS select as the API's transaction object. */
 struct json_object *Fin_txn_row_json(PGresult *, int row);
 /*
  * Inserts and audits in one statement: atomic on its own, or part of the

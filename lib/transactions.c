@@ -12,8 +12,6 @@
 
 #include "internal.h"
 
-#define TXN_COLS	FIN_TXN_COLS
-
 /*
  * The new row and its audit event in one statement, one round trip and
  * atomic on its own.  The event's "after" is the row as the API shows it
@@ -35,13 +33,13 @@ static const struct fin_stmt stmt_insert = {
 	" 'created_at', " SQL_TS("created_at") ","
 	" 'updated_at', " SQL_TS("updated_at") ","
 	" 'deleted_at', " SQL_TS("deleted_at") ")) FROM t)"
-	" SELECT " TXN_COLS " FROM t", 9 };
+	" SELECT " FIN_TXN_COLS " FROM t", 9 };
 static const struct fin_stmt stmt_get = {
 	"txn_get",
-	"SELECT " TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2", 2 };
+	"SELECT " FIN_TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2", 2 };
 static const struct fin_stmt stmt_get_for_update = {
 	"txn_get_for_update",
-	"SELECT " TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2"
+	"SELECT " FIN_TXN_COLS " FROM transactions WHERE id = $1 AND user_id = $2"
 	" FOR UPDATE", 2 };
 static const struct fin_stmt stmt_update = {
 	"txn_update",
@@ -53,17 +51,17 @@ static const struct fin_stmt stmt_update = {
 	" occurred_on = COALESCE($7::date, occurred_on),"
 	" updated_at = now()"
 	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
-	" RETURNING " TXN_COLS, 7 };
+	" RETURNING " FIN_TXN_COLS, 7 };
 static const struct fin_stmt stmt_delete = {
 	"txn_soft_delete",
 	"UPDATE transactions SET deleted_at = now(), updated_at = now()"
 	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
-	" RETURNING " TXN_COLS, 2 };
+	" RETURNING " FIN_TXN_COLS, 2 };
 static const struct fin_stmt stmt_restore = {
 	"txn_restore",
 	"UPDATE transactions SET deleted_at = NULL, updated_at = now()"
 	" WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL"
-	" RETURNING " TXN_COLS, 2 };
+	" RETURNING " FIN_TXN_COLS, 2 };
 
 /*
  * The list: one statement per deleted-mode and first/next page, so that
@@ -83,7 +81,7 @@ static const struct fin_stmt stmt_restore = {
 #define LIST_AFTER \
 	"   AND (occurred_on, created_at, id) < ($7::date, $8::timestamptz, $9::uuid)"
 #define LIST_STMT(name, deleted, after, n) { name, \
-	"SELECT " TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
+	"SELECT " FIN_TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
 	LIST_FILTERS after LIST_ORDER, n }
 
 static const struct fin_stmt list_stmts[3][2] = {

@@ -148,10 +148,10 @@ enum fin_err	 field_error(struct request *, const char *field, const char *why);
 void		 resp_header(struct request *, const char *name, const char *value);
 void		 reply_json(struct request *, int status, struct json_object *body);
 void		 reply_empty(struct request *, int status);
-/* A body that is already JSON text (arena-owned), sent as it is. */
 /* ETAG_LEN bytes and a NUL: a strong tag of the exact bytes. */
 #define ETAG_LEN	34
 void		 response_etag(const char *body, size_t len, char out[ETAG_LEN + 1]);
+/* A body that is already JSON text (arena-owned), sent as it is. */
 void		 reply_json_text(struct request *, int status, const char *body,
 		    size_t len);
 /*

@@ -199,9 +199,11 @@ step_gate(struct request *req)
 	}
 	/*
 	 * The cached page rides in the same round trip; it is used only once
-	 * every step below has passed.  Pages after the first are not cached.
+	 * every step below has passed.  Pages after the first are not cached;
+	 * a request that may neither read nor store a page needs nothing.
 	 */
-	if ((flags & R_CACHED) && request_query(req, "cursor") == NULL) {
+	if ((flags & R_CACHED) && request_query(req, "cursor") == NULL &&
+	    req->cache_directives != (FIN_CACHE_NO_READ | FIN_CACHE_NO_STORE)) {
 		in.cache_kind = req->route->pattern;
 		in.cache_query = req->query_string;
 		in.arena = req->arena;
