@@ -22,6 +22,7 @@ drop(struct fin_ctx *ctx)
 	ctx->pg = NULL;
 	ctx->nprepared = 0;
 	ctx->in_sql_txn = false;
+	ctx->pg_listening_ms = 0;
 }
 
 /*
@@ -83,10 +84,11 @@ Fin_db_connect(struct fin_ctx *ctx)
 	 * Dates and timestamps are read as PostgreSQL writes them in UTC and
 	 * ISO form (Fin_db_ts_api), which costs it far less than to_char().
 	 * Set after the start-up: PGTZ or PGDATESTYLE would override options.
+	 * Revocations are announced on a channel (db/migrations/0002).
 	 */
 	if (ctx->pg != NULL && PQstatus(ctx->pg) == CONNECTION_OK)
 		res = PQexec(ctx->pg, "SET TimeZone = 'UTC'; "
-		    "SET DateStyle = 'ISO, YMD'");
+		    "SET DateStyle = 'ISO, YMD'; LISTEN fin_session_revoked");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* libpq's message names host and reason, never the password. */
 		char	 msg[256];
@@ -105,6 +107,7 @@ Fin_db_connect(struct fin_ctx *ctx)
 		return FIN_E_SERVICE_UNAVAILABLE;
 	}
 	PQclear(res);
+	ctx->pg_listening_ms = fin_now_ms();
 	return FIN_OK;
 }
 

@@ -240,6 +240,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 	redisReply	*rep[MAX_CMDS];
 	struct fin_jwt_claims c;
 	bool		 token_ok = false, alive = false, touch = false;
+	bool		 mirrored = false;	/* Redis holds "alive" */
 	bool		 redis_ok, up;
 	size_t		 n = 0, i;
 	/* Where each command sits in the pipeline, or -1. */
@@ -338,6 +339,10 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		    rep[mirror]->len) == 0;
 		touch = rep[touched] != NULL &&
 		    rep[touched]->type == REDIS_REPLY_STATUS;
+		mirrored = alive;
+		if (alive && !Fin_session_mirror_trusted(ctx,
+		    out->principal.session_id))
+			alive = false;
 	}
 	if (redis_ok && gen >= 0 && Fin_cache_lookup_reply(rep[gen],
 	    page >= 0 ? rep[page] : NULL, in->arena, &out->cache) ==
@@ -356,7 +361,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		}
 		if (!alive)
 			return FIN_OK;
-		if (redis_ok)
+		if (redis_ok && !mirrored)
 			Fin_session_mirror_set(ctx, &out->principal);
 	}
 	out->auth = FIN_OK;

@@ -81,6 +81,17 @@ struct fin_ctx {
 #define FIN_PENDING_UNMIRROR_MAX 64
 	char		 pending_unmirror[FIN_PENDING_UNMIRROR_MAX][37];
 	size_t		 npending_unmirror;
+	/*
+	 * Revocations PostgreSQL announced (LISTEN fin_session_revoked) in
+	 * the last mirror TTL, which outrank an "alive" entry in Redis; see
+	 * Fin_session_mirror_trusted.
+	 */
+	int64_t		 pg_listening_ms;	/* since (monotonic ms); 0: not */
+#define FIN_REVOKED_RECENT_MAX 256
+	char		 revoked_recent[FIN_REVOKED_RECENT_MAX][37];
+	int64_t		 revoked_recent_ms[FIN_REVOKED_RECENT_MAX];
+	size_t		 revoked_recent_next;
+	int64_t		 mirror_distrust_until_ms;
 	/* Feature flags, reloaded from PostgreSQL at most once a second. */
 	struct fin_flag_state flags[FIN_FLAGS_MAX];
 	size_t		 nflags;
@@ -226,6 +237,12 @@ void		 Fin_session_unmirror(struct fin_ctx *, const char *session_id);
 void		 Fin_session_mirror_key(const struct fin_ctx *, const char *kind,
 		    const char *sid, char out[FIN_MIRROR_KEY_MAX]);
 void		 Fin_session_mirror_set(struct fin_ctx *, const struct fin_principal *);
+/*
+ * Whether an "alive" entry of the mirror may be believed: not when
+ * PostgreSQL announced the session's revocation, nor while this worker
+ * may have missed an announcement.
+ */
+bool		 Fin_session_mirror_trusted(struct fin_ctx *, const char *session_id);
 enum fin_err	 Fin_session_alive_pg(struct fin_ctx *, const struct fin_principal *,
 		    bool *alive) FIN_WUR;
 void		 Fin_session_touch(struct fin_ctx *, const char *session_id);

@@ -4,7 +4,9 @@
  * request.  The mirror only ever says "alive, checked recently": a key is
  * written after PostgreSQL said so, expires after MIRROR_TTL, is deleted
  * on revocation, and carries Redis's run_id so that a Redis restarted from
- * an old snapshot starts empty.  With Redis down, PostgreSQL answers.
+ * an old snapshot starts empty.  PostgreSQL's announcement of a revocation
+ * outranks it (Fin_session_mirror_trusted).  With Redis down, PostgreSQL
+ * answers.
  */
 #include "setup.h"
 
@@ -18,7 +20,10 @@
 
 #include "internal.h"
 
-#define MIRROR_TTL	"60"	/* seconds a mirrored "alive" may be trusted */
+#define MIRROR_TTL_S	60	/* seconds a mirrored "alive" may be trusted */
+#define STR(x)		STR_(x)
+#define STR_(x)		#x
+#define MIRROR_TTL	STR(MIRROR_TTL_S)
 #define TOMBSTONE_TTL	"120"	/* longer than any "alive" it replaces */
 #define UNMIRROR_PATIENCE_MS 2000
 #define REFRESH_BYTES	32	/* 256 bits, API.md */
@@ -276,6 +281,51 @@ Fin_session_mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
 	mirror_key(ctx, "s", pr->session_id, key);
 	if (Fin_redis_command(ctx, &r, 6, argv, NULL) == FIN_OK)
 		freeReplyObject(r);
+}
+
+/*
+ * PostgreSQL announces every revocation to every listening worker
+ * (db/migrations/0002): the revoking worker's tombstone may never reach
+ * Redis, and then the old "alive" entry would be believed until it
+ * expires.  An announcement is kept for as long as such an entry can
+ * live.  A worker that was not listening for all of that time may have
+ * missed one, and so may a worker whose list overflowed: both believe no
+ * entry until a whole TTL has passed.  The look costs one non-blocking
+ * read of the connection's socket.
+ */
+bool
+Fin_session_mirror_trusted(struct fin_ctx *ctx, const char *session_id)
+{
+	const int64_t	 ttl_ms = MIRROR_TTL_S * 1000;
+	int64_t		 now = fin_now_ms();
+	PGnotify	*n;
+	size_t		 i, slot, used;
+
+	if (ctx->pg == NULL || ctx->pg_listening_ms == 0)
+		return false;
+	/* A connection that failed here is made again, listening anew. */
+	if (!PQconsumeInput(ctx->pg))
+		return false;
+	while ((n = PQnotifies(ctx->pg)) != NULL) {
+		slot = ctx->revoked_recent_next++ % FIN_REVOKED_RECENT_MAX;
+		if (ctx->revoked_recent_ms[slot] != 0 &&
+		    now - ctx->revoked_recent_ms[slot] < ttl_ms)
+			ctx->mirror_distrust_until_ms = now + ttl_ms;
+		snprintf(ctx->revoked_recent[slot], sizeof(ctx->revoked_recent[slot]),
+		    "%s", n->extra);
+		ctx->revoked_recent_ms[slot] = now;
+		PQfreemem(n);
+	}
+	if (now - ctx->pg_listening_ms < ttl_ms ||
+	    now < ctx->mirror_distrust_until_ms)
+		return false;
+	used = ctx->revoked_recent_next < FIN_REVOKED_RECENT_MAX ?
+	    ctx->revoked_recent_next : FIN_REVOKED_RECENT_MAX;
+	for (i = 0; i < used; i++)
+		if (now - ctx->revoked_recent_ms[i] < ttl_ms &&
+		    strcmp(ctx->revoked_recent[i], session_id) == 0)
+			return false;
+	return true;
 }
 
 enum fin_err

@@ -266,6 +266,121 @@ START_TEST(test_cache_directives)
 }
 END_TEST
 
+/* A signed access token for pr, good for a minute. */
+static void
+token_for(const struct fin_config *c, const struct fin_principal *pr,
+    char tok[FIN_JWT_MAX + 1])
+{
+	struct fin_jwt_claims cl;
+
+	memset(&cl, 0, sizeof(cl));
+	snprintf(cl.sub, sizeof(cl.sub), "%s", pr->user_id);
+	snprintf(cl.sid, sizeof(cl.sid), "%s", pr->session_id);
+	fin_uuid_v4(cl.jti);
+	cl.iat = (int64_t)time(NULL);
+	cl.exp = cl.iat + 60;
+	ck_assert_int_eq(fin_jwt_sign(c, &cl, tok, FIN_JWT_MAX + 1), FIN_OK);
+}
+
+static enum fin_err
+auth_of(struct fin_ctx *w, const char *tok)
+{
+	struct fin_gate	 in = { .ip = "203.0.113.4", .token = tok };
+	struct fin_gate_result r;
+
+	ck_assert_int_eq(fin_gate_check(w, &in, &r), FIN_OK);
+	return r.auth;
+}
+
+/* Statements are known by their address: one static each. */
+static const struct fin_stmt t_user = { "t_user",
+	"INSERT INTO users (email, name, password_hash)"
+	" VALUES ($1, 'Gate', 'x') RETURNING id", 1 };
+static const struct fin_stmt t_session = { "t_session",
+	"INSERT INTO sessions (user_id, ip, user_agent)"
+	" VALUES ($1, '127.0.0.1', 'check') RETURNING id", 1 };
+static const struct fin_stmt t_revoke = { "t_revoke",
+	"UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'"
+	" WHERE id = $1", 1 };
+static const struct fin_stmt t_flood = { "t_flood",
+	"SELECT count(pg_notify('fin_session_revoked', g::text))"
+	" FROM generate_series(1, $1::int) AS g", 1 };
+
+static void
+sql1(struct fin_ctx *w, const struct fin_stmt *st, const char *const *p,
+    char *out, size_t outlen)
+{
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec(w, st, p, &res), FIN_OK);
+	if (out != NULL) {
+		ck_assert_int_eq(PQntuples(res), 1);
+		snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+	}
+	PQclear(res);
+}
+
+/*
+ * A revocation whose tombstone never reached Redis (the revoking worker
+ * was cut off from it): PostgreSQL's announcement outranks the "alive"
+ * entry on every other worker, and a worker that may have missed an
+ * announcement believes no entry.
+ */
+START_TEST(test_gate_revocation_announced_by_postgresql)
+{
+	struct fin_config *jc;
+	struct fin_ctx	*w;
+	struct fin_principal ghost, real;
+	char		 tok_ghost[FIN_JWT_MAX + 1], tok_real[FIN_JWT_MAX + 1];
+	char		 why[256], email[64];
+	const char	*p[1];
+
+	FIN_REQUIRE_ENV("DATABASE_URL");
+	setenv("JWT_SECRET", "check-gate-secret-0123456789abcdef0123456789", 1);
+	jc = fin_config_load(false, why, sizeof(why));
+	ck_assert_msg(jc != NULL, "%s", why);
+	w = fin_ctx_new(jc);
+
+	/* A session only the mirror knows: believed means the mirror was. */
+	fin_uuid_v4(ghost.user_id);
+	fin_uuid_v4(ghost.session_id);
+	token_for(jc, &ghost, tok_ghost);
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_E_UNAUTHORIZED);
+	Fin_session_mirror_set(w, &ghost);
+	/* Listening for less than the mirror's TTL: PostgreSQL decides. */
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_E_UNAUTHORIZED);
+	w->pg_listening_ms -= 61 * 1000;
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_OK);
+
+	/* A real session, mirrored "alive" by a first request. */
+	snprintf(email, sizeof(email), "gate-%d@example.com", (int)getpid());
+	p[0] = email;
+	sql1(w, &t_user, p, real.user_id, sizeof(real.user_id));
+	p[0] = real.user_id;
+	sql1(w, &t_session, p, real.session_id, sizeof(real.session_id));
+	token_for(jc, &real, tok_real);
+	ck_assert_int_eq(auth_of(w, tok_real), FIN_OK);
+	/* Revoked in PostgreSQL with no tombstone in Redis at all. */
+	p[0] = real.session_id;
+	sql1(w, &t_revoke, p, NULL, 0);
+	ck_assert_int_eq(auth_of(w, tok_real), FIN_E_UNAUTHORIZED);
+	/* The ghost, another session, is still believed. */
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_OK);
+
+	/* More announcements than a worker keeps: it believes no entry. */
+	p[0] = "300";
+	sql1(w, &t_flood, p, why, sizeof(why));
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_E_UNAUTHORIZED);
+
+	/* A new connection may have missed one: none believed at first. */
+	fin_ctx_free(w);
+	w = fin_ctx_new(jc);
+	ck_assert_int_eq(auth_of(w, tok_ghost), FIN_E_UNAUTHORIZED);
+	fin_ctx_free(w);
+	fin_config_free(jc);
+}
+END_TEST
+
 static Suite *
 gate_suite(void)
 {
@@ -281,6 +396,7 @@ gate_suite(void)
 	tcase_add_test(core, test_gate_cache_rides_along);
 	tcase_add_test(core, test_cache_directives);
 	tcase_add_test(core, test_gate_survives_script_flush);
+	tcase_add_test(core, test_gate_revocation_announced_by_postgresql);
 	tcase_add_test(errors, test_gate_fails_open_without_redis);
 	tcase_add_test(errors, test_gate_bad_tokens_unauthorized);
 	suite_add_tcase(s, core);
