@@ -319,6 +319,10 @@ Fin_session_mirror_trusted(struct fin_ctx *ctx, const char *session_id)
 	if (now - ctx->pg_listening_ms < ttl_ms ||
 	    now < ctx->mirror_distrust_until_ms)
 		return false;
+	/* Usually none was heard for a whole TTL: nothing to look through. */
+	if (ctx->revoked_recent_next == 0 || now - ctx->revoked_recent_ms[
+	    (ctx->revoked_recent_next - 1) % FIN_REVOKED_RECENT_MAX] >= ttl_ms)
+		return true;
 	used = ctx->revoked_recent_next < FIN_REVOKED_RECENT_MAX ?
 	    ctx->revoked_recent_next : FIN_REVOKED_RECENT_MAX;
 	for (i = 0; i < used; i++)
