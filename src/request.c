@@ -5,6 +5,9 @@
  */
 #include "app.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -158,10 +161,27 @@ in_list(const char *list, const char *addr, size_t addrlen)
 	return false;
 }
 
+/* True when the n bytes at s are an IPv4 or IPv6 address. */
+static bool
+is_ip(const char *s, size_t n)
+{
+	char		 buf[INET6_ADDRSTRLEN];
+	unsigned char	 bin[sizeof(struct in6_addr)];
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET, buf, bin) == 1 ||
+	    inet_pton(AF_INET6, buf, bin) == 1;
+}
+
 /*
  * REMOTE_ADDR, unless it is a trusted proxy: then the right-most
  * X-Forwarded-For entry that is not itself a trusted proxy, because every
- * entry left of a trusted hop may be forged by the client.
+ * entry left of it may be forged by the client.  When that entry is no
+ * address, REMOTE_ADDR again: looking further left would let the client
+ * choose its own address (and its rate limit key).
  */
 static const char *
 client_ip(struct request *req, FCGX_Request *f)
@@ -169,32 +189,26 @@ client_ip(struct request *req, FCGX_Request *f)
 	const char	*remote = param(f, "REMOTE_ADDR");
 	const char	*xff = param(f, "HTTP_X_FORWARDED_FOR");
 	const char	*trusted = req->cfg->trusted_proxies;
-	const char	*end;
+	const char	*end, *start, *s;
+	size_t		 n;
 
 	if (trusted[0] == '\0' || xff[0] == '\0' ||
 	    !in_list(trusted, remote, strlen(remote)))
 		return remote;
-	end = xff + strlen(xff);
-	while (end > xff) {
-		const char	*start = end;
-		size_t		 n;
-
-		while (start > xff && start[-1] != ',')
-			start--;
-		while (*start == ' ' && start < end)
-			start++;
-		n = (size_t)(end - start);
-		while (n > 0 && start[n - 1] == ' ')
-			n--;
-		if (n > 0 && n < 64 && !in_list(trusted, start, n))
-			return fin_arena_strndup(req->arena, start, n);
-		end = start > xff ? start - 1 : xff;
-		while (end > xff && end[-1] == ' ')
-			end--;
+	for (end = xff + strlen(xff);; end = start - 1) {
+		for (start = end; start > xff && start[-1] != ','; start--)
+			;
+		for (s = start; s < end && (*s == ' ' || *s == '\t'); s++)
+			;
+		for (n = (size_t)(end - s); n > 0 &&
+		    (s[n - 1] == ' ' || s[n - 1] == '\t'); n--)
+			;
+		if (n > 0 && !in_list(trusted, s, n))
+			return is_ip(s, n) ?
+			    fin_arena_strndup(req->arena, s, n) : remote;
 		if (start == xff)
-			break;
+			return remote;
 	}
-	return remote;
 }
 
 static void

@@ -26,6 +26,8 @@
 #      export (skipped with a note while that export answers 404)
 #   8  GET /admin/audit: all users, ?user_id, ?action, cursor walk; admin
 #      restore of a deleted account
+#   9  TRUSTED_PROXIES: the right-most untrusted X-Forwarded-For entry is
+#      the client (the audit's ip), REMOTE_ADDR when it is no address
 #
 # One "ok N - ..." or "not ok N - ..." line per check, "1..N" at the end;
 # exits 1 if any failed, 99 if a tool is missing.  Every loop is bounded;

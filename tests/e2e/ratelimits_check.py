@@ -20,12 +20,13 @@
 #           RATE_LIMIT_USER_PER_MIN=4, RATE_LIMIT_USER_WINDOW=3, high IP limit
 #           3b the 4th login for one email 429, another email still works
 #           4  the 5th request of one user 429, another user still fine
-#   admin   every limit high
+#   admin   every limit high, TRUSTED_PROXIES=127.0.0.1
 #           6  finance-admin create-admin / promote; 403 for users
 #           7  feature flags: every worker within a second, rollback,
 #              validation, audit, pdf_export gating the PDF export
 #           8  GET /admin/audit filters and cursor; admin restore of a
 #              deleted account
+#           9  X-Forwarded-For behind a trusted proxy: the audit's ip
 #
 # The stacks get PWHASH_OPSLIMIT=1 and PWHASH_MEMLIMIT=8192: at the
 # default argon2id cost a signup takes most of a second on a small
@@ -567,6 +568,7 @@ def group_admin(s):
 
     group_flags(s, admin, admin_id)
     group_audit(s, admin, admin_id)
+    group_proxy(s)
 
 
 def poll_flags(s, token, start, count=20, span=1.5):
@@ -790,6 +792,40 @@ def group_audit(s, admin, admin_id):
           and rest[0]["details"].get("by") == admin_id, f"actions: {acts}", repr(r))
 
 
+def group_proxy(s):
+    # ---------------------------------------------------------- check 9
+    # This stack trusts 127.0.0.1 (TRUSTED_PROXIES), the address nginx sees
+    # every test request come from: the client is then the right-most
+    # X-Forwarded-For entry that is not a trusted proxy, if it is an address.
+    email, token, _ = s.user("proxy")
+    cases = [
+        (None, "127.0.0.1"),
+        ("203.0.113.5", "203.0.113.5"),
+        ("198.51.100.9, 203.0.113.5", "203.0.113.5"),     # the left one is forged
+        ("2001:db8::7 , 127.0.0.1", "2001:db8::7"),       # a trusted hop is skipped
+        ("203.0.113.5, not-an-address", "127.0.0.1"),     # never further left
+        ("203.0.113.5, <script>", "127.0.0.1"),
+        (",,  ,", "127.0.0.1"),
+    ]
+    rids = []
+    for xff, _ in cases:
+        rid = s.rid()
+        rids.append(rid)
+        r = http_call("POST", s.base + "/api/v1/auth/login",
+                      body={"email": email, "password": PASSWORD}, rid=rid, resp=Resp,
+                      headers={"X-Forwarded-For": xff} if xff is not None else None)
+        if r.status != 200:
+            raise Fatal(f"login with X-Forwarded-For {xff!r}: {r}")
+    r = s.call("GET", "/audit?limit=200", token)
+    ips = {e.get("request_id"): e.get("ip") for e in (r.json() or {}).get("data", [])}
+    got = [ips.get(rid) for rid in rids]
+    want = [ip for _, ip in cases]
+    check("9: behind a trusted proxy the audit records the right-most untrusted "
+          "X-Forwarded-For entry, and REMOTE_ADDR when that entry is no address: "
+          + ", ".join(f"{x!r} -> {ip}" for x, ip in cases),
+          r.status == 200 and got == want, f"got {got}", repr(r))
+
+
 # ================================================================== main
 
 
@@ -806,7 +842,8 @@ def main():
                    "RATE_LIMIT_USER_WINDOW": str(USER_WINDOW),
                    "RATE_LIMIT_IP_PER_MIN": high,
                    "RATE_LIMIT_SIGNUP_PER_HOUR": high}, group_login),
-        ("admin", {"RATE_LIMIT_IP_PER_MIN": high, "RATE_LIMIT_USER_PER_MIN": high,
+        ("admin", {"TRUSTED_PROXIES": "127.0.0.1",
+                   "RATE_LIMIT_IP_PER_MIN": high, "RATE_LIMIT_USER_PER_MIN": high,
                    "RATE_LIMIT_SIGNUP_PER_HOUR": high,
                    "RATE_LIMIT_LOGIN_IP_PER_15MIN": high,
                    "RATE_LIMIT_LOGIN_EMAIL_PER_15MIN": high}, group_admin),

@@ -15,7 +15,7 @@ cc=${FUZZ_CC:-clang}
 seconds=${FUZZ_SECONDS:-30}
 out=$build/tests/fuzz/bin
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_json fuzz_jwt fuzz_cursor fuzz_query fuzz_ids)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_json fuzz_jwt fuzz_cursor fuzz_query fuzz_ids fuzz_request)
 
 command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 99; }
 [ -f "$build/config.h" ] || { echo "fuzz: $build/config.h missing: run configure first" >&2; exit 99; }
