@@ -39,8 +39,8 @@ escape_value(const char *s, size_t left)
 /*
  * Counts the object keys written in the text (a string token followed,
  * after white space, by ':') and refuses lone UTF-16 surrogates in \u
- * escapes, which json-c would quietly turn into U+FFFD.  Only called on
- * text json-c accepted.
+ * escapes, which json-c would quietly turn into U+FFFD, and raw control
+ * characters in strings.  Only called on text json-c accepted.
  */
 static bool
 scan_text(const char *s, size_t len, size_t *keys)
@@ -56,6 +56,10 @@ scan_text(const char *s, size_t len, size_t *keys)
 				in_string = true;
 			continue;
 		}
+		/* RFC 8259 §7: controls in strings must be escaped; json-c
+		 * takes them raw even when strict. */
+		if ((unsigned char)s[i] < 0x20)
+			return false;
 		if (s[i] == '\\') {
 			u = escape_value(s + i + 1, len - i - 1);
 			if (u >= 0xDC00 && u <= 0xDFFF)

@@ -47,6 +47,12 @@ START_TEST(test_json_refuses_malformed)
 	/* Overlong '/', a surrogate, and a raw control byte. */
 	ck_assert_int_eq(parse("{\"a\":\"\xc0\xaf\"}"), FIN_E_INVALID_JSON);
 	ck_assert_int_eq(parse("{\"a\":\"\xed\xa0\x80\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"x\ny\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\t\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\":\"\x01\"}"), FIN_E_INVALID_JSON);
+	ck_assert_int_eq(parse("{\"a\x1f\":1}"), FIN_E_INVALID_JSON);
+	/* Escaped, or between tokens, they are fine. */
+	ck_assert_int_eq(parse("{\n\t\"a\":\r\n\"x\\ny\\t\\u0001\"}"), FIN_OK);
 	/* Lone surrogates in escapes; a proper pair is fine. */
 	ck_assert_int_eq(parse("{\"a\":\"\\ud800\"}"), FIN_E_INVALID_JSON);
 	ck_assert_int_eq(parse("{\"a\":\"\\udc00x\"}"), FIN_E_INVALID_JSON);
