@@ -70,26 +70,54 @@ fin_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-/* Conservative address shape: local@domain.tld, no spaces or controls. */
+/* RFC 5322 atext: what a dot-atom local part is made of, besides dots. */
+static bool
+is_atext(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+}
+
+/*
+ * A plain ASCII address, local@domain: a dot-atom local part of at most
+ * 64 bytes, and a host name of two or more labels of letters, digits and
+ * inner hyphens, the last not all digits.  Quoted local parts, address
+ * literals and internationalised addresses are refused: nobody needs them
+ * to sign up, and each lets one mailbox be spelled in several ways.
+ */
 static bool
 email_shape(const char *s, size_t n)
 {
-	const char	*at, *dot;
-	size_t		 i;
+	const char	*at, *d, *end = s + n, *label;
+	size_t		 i, labels = 0;
+	bool		 digits_only = true;
 
 	if (n < 3 || n > 254)
 		return false;
 	at = memchr(s, '@', n);
-	if (at == NULL || at == s || memchr(at + 1, '@', n - (size_t)(at - s) - 1))
+	if (at == NULL || at == s || at - s > 64)
 		return false;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '<' ||
-		    s[i] == '>' || s[i] == '"' || s[i] == '\\' || s[i] == ',')
+	for (i = 0; s + i < at; i++)
+		if (s[i] == '.' ? i == 0 || s[i - 1] == '.' || s + i + 1 == at :
+		    !is_atext(s[i]))
 			return false;
-	dot = memchr(at + 1, '.', n - (size_t)(at - s) - 1);
-	if (dot == NULL || dot == at + 1 || s[n - 1] == '.')
-		return false;
-	return (size_t)(at - s) <= 64;
+	for (label = d = at + 1; d <= end; d++) {
+		if (d < end && *d != '.') {
+			if (!((*d >= 'a' && *d <= 'z') || (*d >= 'A' && *d <= 'Z') ||
+			    (*d >= '0' && *d <= '9') || *d == '-'))
+				return false;
+			continue;
+		}
+		if (d == label || d - label > 63 || *label == '-' || d[-1] == '-')
+			return false;
+		labels++;
+		digits_only = true;
+		for (const char *c = label; c < d; c++)
+			if (*c < '0' || *c > '9')
+				digits_only = false;
+		label = d + 1;
+	}
+	return labels >= 2 && !digits_only;
 }
 
 /* A real calendar date YYYY-MM-DD (2026-02-30 is refused). */
@@ -159,8 +187,11 @@ check_string(struct fin_arena *a, const struct fin_field *f,
 		}
 		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 			n--;
+		/* C0, DEL, and C1 (U+0080-U+009F, UTF-8 C2 80-C2 9F). */
 		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
+			    ((unsigned char)s[i] == 0xc2 && i + 1 < n &&
+			    (unsigned char)s[i + 1] <= 0x9f))
 				return "must not contain control characters";
 	}
 	chars = fin_utf8_length(s, n);

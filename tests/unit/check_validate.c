@@ -122,6 +122,58 @@ START_TEST(test_validate_strings)
 	    FIN_E_VALIDATION_ERROR);
 	ck_assert_int_eq(run("{\"email\":[\"a@b.co\"],\"name\":\"n\"}", &f),
 	    FIN_E_VALIDATION_ERROR);
+	/* C1 controls (U+0085 NEL) are controls too; U+00A0 is not. */
+	ck_assert_int_eq(run("{\"email\":\"a@b.co\",\"name\":\"a\\u0085b\"}", &f),
+	    FIN_E_VALIDATION_ERROR);
+	ck_assert(has(f, "name"));
+	ck_assert_int_eq(run("{\"email\":\"a@b.co\",\"name\":\"a\u00a0b\"}", &f),
+	    FIN_OK);
+}
+END_TEST
+
+static enum fin_err
+email(const char *addr)
+{
+	struct json_object *f;
+	char		 body[512];
+
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"name\":\"n\"}", addr);
+	return run(body, &f);
+}
+
+START_TEST(test_validate_email_shape)
+{
+	const char *good[] = { "a@b.co", "first.last+tag@sub.example.com",
+	    "o'neil@x-y.example", "a!#$%&'*+/=?^_`{|}~-@example.com",
+	    "  Foo@Example.COM ", "x@1.example" };
+	const char *bad[] = { "a@b..com", "a@-x.com", "a@x-.com", "a@x_y.com",
+	    "a;b@x.com", ".a@x.com", "a.@x.com", "a..b@x.com", "a@x.com.",
+	    "a@.x.com", "a@localhost", "a@1.2.3.4", "a@[1.2.3.4]",
+	    "\\\"q\\\"@x.com", "a\u200b@x.com", "a@x.com\u00a0",
+	    "\u00c4@x.com", "a@b@c.com", "a@x.c\u00f6m", "@x.com",
+	    "a@x.com,b@y.com" };
+	char	 local[96], label[80];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(email(good[i]) == FIN_OK, "refused %s", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(email(bad[i]) == FIN_E_VALIDATION_ERROR,
+		    "accepted %s", bad[i]);
+	/* 64 bytes of local part and 63 of a label, not one more. */
+	memset(local, 'l', 65);
+	memset(label, 'd', 64);
+	snprintf(local + 64, 16, "@x.com");
+	ck_assert_int_eq(email(local), FIN_OK);
+	snprintf(local + 64, 16, "l@x.com");
+	ck_assert_int_eq(email(local), FIN_E_VALIDATION_ERROR);
+	label[63] = '\0';
+	snprintf(local, sizeof(local), "a@%s.com", label);
+	ck_assert_int_eq(email(local), FIN_OK);
+	label[63] = 'd';
+	label[64] = '\0';
+	snprintf(local, sizeof(local), "a@%s.com", label);
+	ck_assert_int_eq(email(local), FIN_E_VALIDATION_ERROR);
 }
 END_TEST
 
@@ -171,6 +223,7 @@ validate_suite(void)
 	tcase_add_test(core, test_validate_reports_every_field);
 	tcase_add_test(limits, test_validate_money_limits);
 	tcase_add_test(limits, test_validate_strings);
+	tcase_add_test(limits, test_validate_email_shape);
 	tcase_add_test(limits, test_validate_dates);
 	tcase_add_test(limits, test_validate_utf8);
 	suite_add_tcase(s, core);
