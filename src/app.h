@@ -86,6 +86,8 @@ struct request {
 	const char	*query_string;
 	struct query_param query[MAX_QUERY_PARAMS];
 	size_t		 nquery;
+	const char	*query_fault;		/* why the query string is refused */
+	const char	*query_fault_field;	/* ... and which parameter */
 	const char	*ip;
 	const char	*user_agent;
 	const char	*content_type;
@@ -128,8 +130,8 @@ struct request {
 
 /* request.c */
 enum fin_err	 request_read(struct request *, FCGX_Request *);
-bool		 query_parse(struct fin_arena *, const char *qs,
-		    struct query_param *out, size_t *n);
+const char	*query_parse(struct fin_arena *, const char *qs,
+		    struct query_param *out, size_t *n, const char **field);
 const char	*request_query(const struct request *, const char *name);
 const char	*request_param(const struct request *, size_t i);
 const char	*method_name(enum method);

@@ -49,8 +49,11 @@ param(FCGX_Request *f, const char *name)
 	return v != NULL ? v : "";
 }
 
-/* Decodes application/x-www-form-urlencoded; false on a bad %XX or a NUL. */
-static bool
+/*
+ * Decodes application/x-www-form-urlencoded into *out; NULL, or why it
+ * cannot (a bad %XX, or a %00 that would cut the value short).
+ */
+static const char *
 form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 {
 	char	*d;
@@ -58,7 +61,7 @@ form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 
 	d = fin_arena_alloc(a, n + 1);
 	if (d == NULL)
-		return false;
+		return "could not be stored";
 	for (i = 0; i < n; i++) {
 		if (s[i] == '+')
 			d[j++] = ' ';
@@ -67,8 +70,10 @@ form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 			size_t		 len;
 
 			if (i + 2 >= n || sodium_hex2bin(&c, 1, s + i + 1, 2,
-			    NULL, &len, NULL) != 0 || len != 1 || c == 0)
-				return false;
+			    NULL, &len, NULL) != 0 || len != 1)
+				return "has a % not followed by two hex digits";
+			if (c == 0)
+				return "must not contain %00";
 			d[j++] = (char)c;
 			i += 2;
 		} else
@@ -76,20 +81,22 @@ form_decode(struct fin_arena *a, const char *s, size_t n, const char **out)
 	}
 	d[j] = '\0';
 	*out = d;
-	return true;
+	return NULL;
 }
 
 /*
- * Splits and decodes a query string into at most MAX_QUERY_PARAMS pairs;
- * false when it is malformed (a bad %XX, a %00) or has too many.
+ * Splits and decodes a query string into at most MAX_QUERY_PARAMS pairs.
+ * NULL when it is well formed; else why not, and *field names the
+ * parameter ("query" when none can be named).
  */
-bool
+const char *
 query_parse(struct fin_arena *a, const char *qs, struct query_param *out,
-    size_t *n)
+    size_t *n, const char **field)
 {
-	const char	*p = qs, *amp, *eq;
+	const char	*p = qs, *amp, *eq, *why;
 
 	*n = 0;
+	*field = "query";
 	while (*p != '\0') {
 		size_t	 len;
 
@@ -98,25 +105,30 @@ query_parse(struct fin_arena *a, const char *qs, struct query_param *out,
 		if (len > 0) {
 			struct query_param *q;
 
+			_Static_assert(MAX_QUERY_PARAMS == 32, "the text below");
 			if (*n == MAX_QUERY_PARAMS)
-				return false;
+				return "must have at most 32 parameters";
 			q = &out[*n];
 			eq = memchr(p, '=', len);
-			if (eq == NULL) {
-				if (!form_decode(a, p, len, &q->name))
-					return false;
-				q->value = "";
-			} else if (!form_decode(a, p, (size_t)(eq - p), &q->name) ||
-			    !form_decode(a, eq + 1, len - (size_t)(eq - p) - 1,
-			    &q->value))
-				return false;
+			if ((why = form_decode(a, p, eq != NULL ?
+			    (size_t)(eq - p) : len, &q->name)) != NULL)
+				return why;
+			q->value = "";
+			if (eq != NULL && (why = form_decode(a, eq + 1,
+			    len - (size_t)(eq - p) - 1, &q->value)) != NULL) {
+				/* Echoed in the error: only a sane name. */
+				if (strlen(q->name) <= 64 &&
+				    fin_utf8_valid(q->name, strlen(q->name)))
+					*field = q->name;
+				return why;
+			}
 			(*n)++;
 		}
 		if (amp == NULL)
 			break;
 		p = amp + 1;
 	}
-	return true;
+	return NULL;
 }
 
 /* The first value of a query parameter, or NULL. */
@@ -291,7 +303,9 @@ request_read(struct request *req, FCGX_Request *f)
 	req->client.user_agent = req->user_agent;
 	req->client.request_id = req->request_id;
 	read_body(req, f);
-	if (!query_parse(req->arena, req->query_string, req->query, &req->nquery))
+	req->query_fault = query_parse(req->arena, req->query_string,
+	    req->query, &req->nquery, &req->query_fault_field);
+	if (req->query_fault != NULL)
 		return FIN_E_VALIDATION_ERROR;
 	return FIN_OK;
 }

@@ -95,8 +95,11 @@ handle(FCGX_Request *f, struct fin_arena *arena, struct outcome *out)
 			req.ip = "";
 		if (req.origin == NULL)
 			req.origin = "";
-		http_error(&req, e, NULL, e == FIN_E_VALIDATION_ERROR ?
-		    "The query string is malformed." : NULL);
+		if (e == FIN_E_VALIDATION_ERROR && req.query_fault != NULL)
+			(void)field_error(&req, req.query_fault_field,
+			    req.query_fault);
+		else
+			http_error(&req, e, NULL, NULL);
 		response_finish(&req);
 		remember(&req, out);
 		return;

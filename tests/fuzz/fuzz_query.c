@@ -11,11 +11,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char	*params[MAX_PARAMS];
 	bool		 allow[M__MAX];
 	size_t		 n, np;
+	const char	*field;
 	char		*s = fuzz_string(data, size);
 
 	if (a == NULL)
 		a = fin_arena_new(16 * 1024 * 1024);
-	if (query_parse(a, s, q, &n) && n > MAX_QUERY_PARAMS)
+	if (query_parse(a, s, q, &n, &field) == NULL && n > MAX_QUERY_PARAMS)
+		abort();
+	if (field == NULL || !fin_utf8_valid(field, strlen(field)))
 		abort();
 	if (router_match(routes, nroutes, M_GET, s, false, &r, params, &np, a,
 	    allow) == ROUTE_FOUND && (r == NULL || np > MAX_PARAMS))

@@ -143,6 +143,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	e = request_read(&req, &f);
 	if (e != FIN_OK && e != FIN_E_VALIDATION_ERROR)
 		abort();
+	if ((e == FIN_E_VALIDATION_ERROR) != (req.query_fault != NULL) ||
+	    (req.query_fault != NULL && (req.query_fault_field == NULL ||
+	    strlen(req.query_fault_field) > 64 ||
+	    !fin_utf8_valid(req.query_fault_field, strlen(req.query_fault_field)))))
+		abort();
 	if (req.nquery > MAX_QUERY_PARAMS)
 		abort();
 	if (!fin_valid_request_id(req.request_id))
