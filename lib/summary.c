@@ -13,6 +13,7 @@
 #include "setup.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,7 +39,11 @@ static const struct fin_stmt stmt_summary = {
 	"   (month, currency))"
 	" ORDER BY 1, 2, 5, 3, 4", 3 };
 
-/* numeric text to a JSON integer; sums beyond int64 stay exact as text. */
+/*
+ * numeric text to a JSON integer.  A sum beyond int64 is written digit
+ * for digit all the same (json-c prints a double made with its text as
+ * that text): a total is always a number, and always exact.
+ */
 static struct json_object *
 integer(const char *s)
 {
@@ -46,7 +51,7 @@ integer(const char *s)
 
 	if (fin_parse_int64(s, INT64_MIN, INT64_MAX, &v))
 		return json_object_new_int64(v);
-	return json_object_new_string(s);
+	return json_object_new_double_s(strtod(s, NULL), s);
 }
 
 enum fin_err

@@ -17,6 +17,7 @@
 #      snapshot does not hide a write (API.md, "Where state lives")
 #   f  4 concurrent clients: the rows in PostgreSQL, the API listing and
 #      the audit trail agree row for row
+#   g  totals past 2^53 and 2^63 are still exact JSON integers
 #
 # Prints "ok N - ..." / "not ok N - ..." (diagnostics as "#   ..."), and
 # "1..N" at the end; exits 1 when a check failed.  Every address is
@@ -697,6 +698,35 @@ FROM audit_events WHERE user_id = {lit(uid)} AND action LIKE 'transaction%'""") 
 # ----------------------------------------------------------------- main
 
 
+# ------------------------------------------- g: sums beyond JSON's safe range
+
+SAFE = 9007199254740991
+
+
+def check_huge_sums():
+    # One amount is at most 2^53 - 1, but 1,100 of them sum past 2^63:
+    # the summary must still answer exact JSON integers (docs/api-notes.md),
+    # never strings, never a rounded float.
+    token, uid = new_user("huge")
+    psql(f"""
+INSERT INTO transactions (user_id, amount, currency, category, occurred_on)
+SELECT {lit(uid)}, CASE WHEN g <= 3 THEN {SAFE} ELSE -{SAFE} END, 'EUR',
+    CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END, date '2026-03-01' + (g % 2)
+FROM generate_series(1, 1100) g""")
+    r = call("GET", "/transactions/summary", token)
+    j = json.loads(r.body, parse_int=int, parse_float=lambda x: ("float", x)) \
+        if r.status == 200 else {}
+    tot = (j.get("currency_totals") or [{}])[0]
+    want = {"currency": "EUR", "income": 3 * SAFE, "expense": 1097 * SAFE,
+            "net": -1094 * SAFE, "count": 1100}
+    check("g: 1,100 amounts of ±(2^53 - 1): the summary's totals are the exact "
+          f"integers, past 2^63 too ({want['expense']})",
+          r.status == 200 and tot == want
+          and all(isinstance(v, int) for e in j["by_category"] + j["by_month"]
+                  for k, v in e.items() if k not in ("currency", "category", "month")),
+          f"got {tot}", f"want {want}", repr(r)[:400])
+
+
 def run(name, fn, *args):
     try:
         return fn(*args)
@@ -720,6 +750,7 @@ def main():
     run("e", check_redis_down)
     run("e", check_redis_snapshot)
     run("f", check_concurrency)
+    run("g", check_huge_sums)
     return finish()
 
 
