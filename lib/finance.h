@@ -221,6 +221,7 @@ enum fin_field_type {
 	FIN_F_STRING,		/* any string, length min..max in characters */
 	FIN_F_TEXT,		/* trimmed, no control characters */
 	FIN_F_EMAIL,		/* trimmed, lower-cased, address-shaped, <= 254 */
+	FIN_F_EMAIL_LOGIN,	/* the same, but only loosely shaped (see validate.c) */
 	FIN_F_INT64,		/* a JSON integer within +-(2^53 - 1) and min..max */
 	FIN_F_DATE,		/* YYYY-MM-DD, a real calendar date */
 	FIN_F_UUID,

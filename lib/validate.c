@@ -120,6 +120,31 @@ email_shape(const char *s, size_t n)
 	return labels >= 2 && !digits_only;
 }
 
+/*
+ * The shape every address had to have before email_shape() was tightened:
+ * one '@', no blanks, controls or <>"\\, a dot in the domain.  Login
+ * takes it, so that accounts made under the older rule can still log in.
+ */
+static bool
+email_loose(const char *s, size_t n)
+{
+	const char	*at, *dot;
+	size_t		 i;
+
+	if (n < 3 || n > 254)
+		return false;
+	at = memchr(s, '@', n);
+	if (at == NULL || at == s || at - s > 64 ||
+	    memchr(at + 1, '@', n - (size_t)(at - s) - 1) != NULL)
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '<' ||
+		    s[i] == '>' || s[i] == '"' || s[i] == '\\' || s[i] == ',')
+			return false;
+	dot = memchr(at + 1, '.', n - (size_t)(at - s) - 1);
+	return dot != NULL && dot != at + 1 && s[n - 1] != '.';
+}
+
 /* A real calendar date YYYY-MM-DD (2026-02-30 is refused). */
 bool
 fin_valid_date(const char *s)
@@ -157,7 +182,7 @@ check_string(struct fin_arena *a, const struct fin_field *f,
 		return "must not contain NUL characters";
 	if (!fin_utf8_valid(s, n))
 		return "must be valid UTF-8";
-	if (f->type == FIN_F_EMAIL) {
+	if (f->type == FIN_F_EMAIL || f->type == FIN_F_EMAIL_LOGIN) {
 		char	*e;
 		size_t	 i;
 
@@ -168,7 +193,7 @@ check_string(struct fin_arena *a, const struct fin_field *f,
 		}
 		while (n > 0 && isspace((unsigned char)s[n - 1]))
 			n--;
-		if (!email_shape(s, n))
+		if (!(f->type == FIN_F_EMAIL ? email_shape : email_loose)(s, n))
 			return "must be a valid email address";
 		e = fin_arena_strndup(a, s, n);
 		if (e == NULL)

@@ -24,21 +24,40 @@ usage(void)
 	    "       finance-admin promote EMAIL\n");
 }
 
-/* Lower-cases and trims an email as the API does. */
-static void
-normalise(char *s)
-{
-	size_t	 n, i = 0;
+/* The fields as the API's signup and login take them. */
+static const struct fin_field create_spec[] = {
+	{ "email",	FIN_F_EMAIL,	   true, 3, FIN_EMAIL_MAX, false },
+	{ "name",	FIN_F_TEXT,	   true, 1, FIN_NAME_MAX,  false },
+	{ NULL,		0,		   false, 0, 0,		   false },
+};
+static const struct fin_field promote_spec[] = {
+	{ "email",	FIN_F_EMAIL_LOGIN, true, 3, FIN_EMAIL_MAX, false },
+	{ NULL,		0,		   false, 0, 0,		   false },
+};
 
-	while (s[i] == ' ' || s[i] == '\t')
-		i++;
-	memmove(s, s + i, strlen(s + i) + 1);
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n'))
-		s[--n] = '\0';
-	for (i = 0; i < n; i++)
-		if (s[i] >= 'A' && s[i] <= 'Z')
-			s[i] = (char)(s[i] - 'A' + 'a');
+/*
+ * Checks the command line's email (and name) by the API's own rules, so
+ * an operator cannot create an account the API would refuse; v[] gets
+ * them trimmed and lower-cased.  False after saying what is wrong.
+ */
+static bool
+check_fields(struct fin_arena *a, const struct fin_field *spec,
+    const char *email, const char *name, struct fin_value *v)
+{
+	struct json_object *o = json_object_new_object(), *fields = NULL;
+	bool		 ok;
+
+	json_object_object_add(o, "email", json_object_new_string(email));
+	if (name != NULL)
+		json_object_object_add(o, "name", json_object_new_string(name));
+	ok = fin_validate(a, spec, o, v, &fields) == FIN_OK;
+	if (!ok && fields != NULL) {
+		json_object_object_foreach(fields, k, why)
+			fprintf(stderr, "finance-admin: %s %s\n", k,
+			    json_object_get_string(why));
+	}
+	json_object_put(o);
+	return ok;
 }
 
 static int
@@ -59,8 +78,10 @@ main(int argc, char *argv[])
 	struct fin_config *cfg;
 	struct fin_ctx	*ctx;
 	struct fin_client client = { "cli", "finance-admin", "cli" };
-	char		 why[256], email[FIN_EMAIL_MAX + 1] = "", name[512] = "";
-	char		 password[PASSWORD_LINE_MAX];
+	char		 why[256], password[PASSWORD_LINE_MAX];
+	const char	*email = NULL, *name = NULL;
+	struct fin_value v[2];
+	struct fin_arena *a;
 	const char	*policy = NULL;
 	enum fin_err	 e;
 	int		 i, rc;
@@ -76,32 +97,37 @@ main(int argc, char *argv[])
 	}
 	fin_log_init(cfg->log_level, "admin");
 	ctx = fin_ctx_new(cfg);
-	if (ctx == NULL)
+	a = fin_arena_new(1024 * 1024);
+	if (ctx == NULL || a == NULL)
 		return 1;
 	if (strcmp(argv[1], "promote") == 0 && argc == 3) {
-		snprintf(email, sizeof(email), "%s", argv[2]);
-		normalise(email);
-		e = fin_admin_promote(ctx, &client, email);
-		rc = report(e, e == FIN_E_NOT_FOUND ?
-		    "(no live account has that email)" : NULL, "promoted to admin");
+		if (!check_fields(a, promote_spec, argv[2], NULL, v))
+			rc = 2;
+		else {
+			e = fin_admin_promote(ctx, &client, v[0].s);
+			rc = report(e, e == FIN_E_NOT_FOUND ?
+			    "(no live account has that email)" : NULL,
+			    "promoted to admin");
+		}
 	} else if (strcmp(argv[1], "create-admin") == 0) {
 		for (i = 2; i + 1 < argc; i += 2) {
 			if (strcmp(argv[i], "--email") == 0)
-				snprintf(email, sizeof(email), "%s", argv[i + 1]);
+				email = argv[i + 1];
 			else if (strcmp(argv[i], "--name") == 0)
-				snprintf(name, sizeof(name), "%s", argv[i + 1]);
+				name = argv[i + 1];
 		}
-		normalise(email);
-		if (email[0] == '\0' || name[0] == '\0' || i != argc) {
+		if (email == NULL || name == NULL || i != argc) {
 			usage();
 			rc = 2;
-		} else if (fgets(password, sizeof(password), stdin) == NULL) {
+		} else if (!check_fields(a, create_spec, email, name, v))
+			rc = 2;
+		else if (fgets(password, sizeof(password), stdin) == NULL) {
 			fprintf(stderr, "finance-admin: no password on stdin\n");
 			rc = 1;
 		} else {
 			password[strcspn(password, "\r\n")] = '\0';
-			e = fin_admin_create(ctx, &client, email, name, password,
-			    &policy);
+			e = fin_admin_create(ctx, &client, v[0].s, v[1].s,
+			    password, &policy);
 			sodium_memzero(password, sizeof(password));
 			rc = report(e, policy, "admin created");
 		}
@@ -109,6 +135,7 @@ main(int argc, char *argv[])
 		usage();
 		rc = 2;
 	}
+	fin_arena_free(a);
 	fin_ctx_free(ctx);
 	fin_config_free(cfg);
 	return rc;

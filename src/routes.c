@@ -20,7 +20,8 @@ const struct fin_field signup_spec[] = {
 	{ NULL,              0,              false,    0,   0,             false },
 };
 const struct fin_field login_spec[] = {
-	{ "email",           FIN_F_EMAIL,    true,     3,   FIN_EMAIL_MAX, false },
+	/* Loose: an address signup took under an older rule still logs in. */
+	{ "email",           FIN_F_EMAIL_LOGIN, true,  3,   FIN_EMAIL_MAX, false },
 	{ "password",        FIN_F_STRING,   true,     1,   PW_MAX,        false },
 	{ NULL,              0,              false,    0,   0,             false },
 };

@@ -188,7 +188,7 @@ spec != "" && /^[ \t]*\{[ \t]*"/ {
 	lo = num(c[4]); hi = num(c[5])
 	if (trim(c[6]) == "true") type = type "(nullable)"
 	if (type == "FIN_F_STRING" || type == "FIN_F_TEXT") { t = "string"; f = "-" }
-	else if (type == "FIN_F_EMAIL") { t = "string"; f = "email" }
+	else if (type == "FIN_F_EMAIL" || type == "FIN_F_EMAIL_LOGIN") { t = "string"; f = "email" }
 	else if (type == "FIN_F_DATE") { t = "string"; f = "date" }
 	else if (type == "FIN_F_UUID") { t = "string"; f = "uuid" }
 	else if (type == "FIN_F_CURRENCY") { t = "string"; f = "pattern:^[A-Z]{3}$" }

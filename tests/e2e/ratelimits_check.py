@@ -502,6 +502,12 @@ def group_admin(s):
     check("6: finance-admin create-admin --email E --name N (password on stdin) exits 0",
           p.returncode == 0 and "admin created" in p.stdout,
           f"exit {p.returncode}", f"stdout: {p.stdout}", f"stderr: {p.stderr}")
+    bad = s.admin(["create-admin", "--email", "Bad@X_Y..com", "--name", "Bad"],
+                  PASSWORD + "\n")
+    check("6: create-admin with an address the API refuses exits 2, saying why",
+          bad.returncode == 2 and "email must be a valid email address" in bad.stderr
+          and s.login("bad@x_y..com").status == 401,
+          f"exit {bad.returncode}", f"stderr: {bad.stderr}")
     r = s.login(admin_email)
     j = r.json() or {}
     check("6: the admin logs in with that password: 200, role admin",

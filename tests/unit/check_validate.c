@@ -141,6 +141,34 @@ email(const char *addr)
 	return run(body, &f);
 }
 
+/* Login takes what signup took before the address rule was tightened. */
+START_TEST(test_validate_email_login_is_loose)
+{
+	static const struct fin_field login[] = {
+		{ "email", FIN_F_EMAIL_LOGIN, true, 3, 254, false },
+		{ NULL, 0, false, 0, 0, false },
+	};
+	const char *old[] = { "a@b..com", "a@x_y.com", "a;b@x.com", "\u00c4@X.COM" };
+	const char *never[] = { "a b@x.com", "a@x", "@x.com", "a@b@c.com", "a@x.com." };
+	struct json_object *o, *f;
+	char	 body[128];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+		snprintf(body, sizeof(body), "{\"email\":\" %s \"}", old[i]);
+		ck_assert_int_eq(fin_json_parse_object(a, body, strlen(body), &o), FIN_OK);
+		ck_assert_msg(fin_validate(a, login, o, v, &f) == FIN_OK, "refused %s", old[i]);
+	}
+	ck_assert_str_eq(v[0].s, "\u00c4@x.com");	/* trimmed, ASCII lower-cased */
+	for (i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+		snprintf(body, sizeof(body), "{\"email\":\"%s\"}", never[i]);
+		ck_assert_int_eq(fin_json_parse_object(a, body, strlen(body), &o), FIN_OK);
+		ck_assert_msg(fin_validate(a, login, o, v, &f) == FIN_E_VALIDATION_ERROR,
+		    "accepted %s", never[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_validate_email_shape)
 {
 	const char *good[] = { "a@b.co", "first.last+tag@sub.example.com",
@@ -224,6 +252,7 @@ validate_suite(void)
 	tcase_add_test(limits, test_validate_money_limits);
 	tcase_add_test(limits, test_validate_strings);
 	tcase_add_test(limits, test_validate_email_shape);
+	tcase_add_test(limits, test_validate_email_login_is_loose);
 	tcase_add_test(limits, test_validate_dates);
 	tcase_add_test(limits, test_validate_utf8);
 	suite_add_tcase(s, core);
