@@ -5,7 +5,9 @@
 # pieces of it and checks with curl, through nginx, that clients see what
 # they should: a killed worker is replaced, a reload (SIGHUP) and a stop
 # (SIGTERM) lose no request, /ready follows PostgreSQL and Redis going
-# away and coming back without a worker restart.  One "ok N - ..." or
+# away and coming back without a worker restart, clients that never read
+# a large export hold no worker, and nginx's own 405 and 413 answer like
+# the workers.  One "ok N - ..." or
 # "not ok N - ..." line per check; exits 1 if any failed.  Every loop is
 # bounded in count and time; every address is 127.0.0.1.
 #
@@ -14,6 +16,7 @@
 FIN_PROG=faults
 # shellcheck source=tests/e2e/common.sh
 . "$(dirname "$0")/common.sh"
+e2e_need python3 psql
 
 # Rate limits are not under test here: the loops must not trip them.
 export RATE_LIMIT_IP_PER_MIN=1000000
@@ -125,12 +128,161 @@ head -c 1100000 /dev/zero | tr '\0' 'a' >"$dir/big.json"
 req /api/v1/health -X POST -H 'Content-Type: application/json' --data-binary @"$dir/big.json"
 # shellcheck disable=SC2034 # used inside eval
 uuid4='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
-check "nginx answers a body over 1 MiB with a JSON 413 and a UUID v4 request id" \
-    eval '[ "$code" = 413 ] && body_has "\"code\": \"PAYLOAD_TOO_LARGE\"" && header Content-Type | grep -q "^application/json" && header X-Request-Id | grep -Eq "$uuid4"'
+check "a body over 1 MiB gets a JSON 413 and a UUID v4 request id" \
+    eval '[ "$code" = 413 ] && body_has "\"code\": *\"PAYLOAD_TOO_LARGE\"" && header Content-Type | grep -q "^application/json" && header X-Request-Id | grep -Eq "$uuid4"'
 rm -f "$dir/big.json"
 
 req /metrics
 check "GET /metrics from loopback reaches the workers (200)" [ "$code" = 200 ]
+
+# nginx refuses TRACE (and CONNECT) itself; deploy/nginx.conf answers
+# with the Allow the workers give for that path ($fin_allow, a copy of
+# src/routes.c).  For every route pattern of src/routes.c: TRACE
+# (nginx's answer) and FOO (the workers' answer to an unknown method)
+# get the same status, Allow and code.
+# answer_of METHOD PATH: "status | Allow | code" of that request.
+answer_of() {
+	req "$2" -X "$1"
+	echo "$code | $(header Allow) | $(grep -o '"code": *"[^"]*"' "$dir/body" | sed 's/.*"\([^"]*\)"$/\1/')"
+}
+allow_mismatch=
+n_routes=0
+while read -r pattern prefix; do
+	path=$prefix$(sed 's/{[^}]*}/x1/g' <<<"$pattern")	# {id} -> x1
+	n_routes=$((n_routes + 1))
+	trace=$(answer_of TRACE "$path")
+	foo=$(answer_of FOO "$path")
+	[ "$trace" = "$foo" ] ||
+	    allow_mismatch+="$path: nginx (TRACE) $trace, workers (FOO) $foo;"
+done < <(awk -F'"' '/^[ \t]*\{ *M_[A-Z]+ *,/ {
+	print $2, (/R_ROOT/ ? "" : "/api/v1") }' "$top_srcdir/src/routes.c" | sort -u)
+if [ "$n_routes" -gt 20 ] && [ -z "$allow_mismatch" ]; then
+	ok "TRACE answers as the workers answer a wrong method, on all $n_routes route patterns"
+else
+	not_ok "TRACE answers as the workers answer a wrong method, on every route pattern" \
+	    "routes read from src/routes.c: $n_routes" \
+	    "${allow_mismatch:0:600}"
+fi
+
+# ---------------------------- clients that never read a large export
+
+# Exports are streamed; a client that never reads its response must hold
+# nginx's buffers (memory, then a temp file), never a worker.  With
+# FIN_WORKERS=2, two clients that do not read /export/me of 50,000
+# transactions (12 MB, far more than nginx's buffers and the sockets'),
+# plus two on the CSV, would block both workers until send_timeout.
+export_rows=50000
+export_email=faults-export-$$@example.com
+req /api/v1/auth/signup -X POST -H 'Content-Type: application/json' \
+    --data "{\"email\": \"$export_email\", \"name\": \"Export\", \"password\": \"correct horse battery staple\"}"
+export_uid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["user"]["id"])' \
+    "$dir/body" 2>/dev/null) || export_uid=
+req /api/v1/auth/login -X POST -H 'Content-Type: application/json' \
+    --data "{\"email\": \"$export_email\", \"password\": \"correct horse battery staple\"}"
+export_token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$dir/body" 2>/dev/null) || export_token=
+# shellcheck disable=SC2034 # used inside eval
+seeded=$(psql "$DATABASE_URL" -qAt -v ON_ERROR_STOP=1 -c "
+    INSERT INTO transactions (user_id, amount, currency, description, category, occurred_on)
+    SELECT '$export_uid', -(100 + g % 5000), 'EUR', 'Export row #' || g, 'food',
+        date '2026-01-01' - (g % 1500)
+    FROM generate_series(1, $export_rows) AS g" \
+    -c "SELECT count(*) FROM transactions WHERE user_id = '$export_uid'" 2>&1) || true
+check "a user with $export_rows transactions (signup, login, psql)" \
+    eval '[ -n "$export_token" ] && [ "$seeded" = "$export_rows" ]'
+
+# count_rows FILE: the transactions in an /export/me body ("-" if not JSON).
+count_rows() {
+	python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["transactions"]))' \
+	    "$1" 2>/dev/null || echo -
+}
+timing=$(curl -s -o "$dir/export.json" -w '%{http_code} %{time_starttransfer} %{time_total}' \
+    --max-time 20 -H "Authorization: Bearer $export_token" \
+    "$FIN_BASE_URL/api/v1/export/me" 2>/dev/null) || timing="000 - -"
+read -r code ttfb ttotal <<<"$timing"
+export_bytes=$(wc -c <"$dir/export.json")
+check "GET /export/me answers all $export_rows rows ($export_bytes bytes; first byte ${ttfb}s, last ${ttotal}s)" \
+    eval '[ "$code" = 200 ] && [ "$(count_rows "$dir/export.json")" = "$export_rows" ]'
+# shellcheck disable=SC2034 # used inside eval
+csv_code=$(curl -s -o "$dir/export.csv" -w '%{http_code}' --max-time 20 \
+    -H "Authorization: Bearer $export_token" \
+    "$FIN_BASE_URL/api/v1/export/transactions.csv" 2>/dev/null) || csv_code=000
+check "GET /export/transactions.csv answers the header and all $export_rows rows" \
+    eval '[ "$csv_code" = 200 ] && [ "$(wc -l <"$dir/export.csv")" = $((export_rows + 1)) ]'
+
+before=$(workers)
+log_from=$(($(wc -c <"$FIN_LOG") + 1))
+# Four clients (two /export/me, two CSV) send their request and never
+# read (a 4 KiB receive buffer); the script holds them 30 s at most.
+python3 - "$NGINX_PORT" "$export_token" "$dir/noread.open" <<-'PY' &
+	import socket, sys, time
+	port, token, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+	held = []
+	for k, path in enumerate(["/api/v1/export/me", "/api/v1/export/me",
+	                          "/api/v1/export/transactions.csv",
+	                          "/api/v1/export/transactions.csv"]):
+	    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	    s.settimeout(5)
+	    s.connect(("127.0.0.1", port))
+	    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	              f"Authorization: Bearer {token}\r\n"
+	              f"X-Request-Id: faults-noread-{k}\r\n\r\n".encode())
+	    held.append(s)
+	open(flag, "w").close()
+	time.sleep(30)
+	PY
+bg+=($!)
+noread=$!
+# And one that reads, slowly (4 MB/s, about 3 s): it gets the whole export.
+curl -s -o "$dir/slow.json" -w '%{http_code}' --max-time 25 --limit-rate 4M \
+    -H "Authorization: Bearer $export_token" \
+    "$FIN_BASE_URL/api/v1/export/me" >"$dir/slow.code" 2>/dev/null &
+bg+=($!)
+slow=$!
+wait_for 5 test -e "$dir/noread.open" || not_ok "the clients that never read connect within 5 s"
+# noread_answered: the workers logged all four requests (nginx holds the
+# bytes they wrote).  Without temp files the workers would still be
+# writing, until send_timeout (30 s).
+noread_answered() {
+	[ "$(tail -c "+$log_from" "$FIN_LOG" | grep '"event":"request"' |
+	    grep -c '"request_id":"faults-noread-[0-3]"')" = 4 ]
+}
+if wait_for 10 noread_answered; then
+	ok "the workers finish the 4 exports that nobody reads within 10 s"
+else
+	not_ok "the workers finish the 4 exports that nobody reads within 10 s" \
+	    "logged: $(tail -c "+$log_from" "$FIN_LOG" | grep -o '"request_id":"faults-noread-[0-3]"' | tr '\n' ' ')"
+fi
+# health_fast: /health answers 200 within 1 s, five times in a row.
+health_fast() {
+	local i t
+	for ((i = 0; i < 5; i++)); do
+		t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 \
+		    "$FIN_BASE_URL/api/v1/health" 2>/dev/null) || t="000 5"
+		health_seen+="$t; "
+		[ "${t% *}" = 200 ] && awk -v t="${t#* }" 'BEGIN { exit !(t < 1) }' || return 1
+	done
+}
+health_seen=
+if fin_alive "$noread" && health_fast; then
+	ok "with them open, GET /health answers within 1 s (5 of 5)"
+else
+	not_ok "with them open, GET /health answers within 1 s (5 of 5)" \
+	    "seen: $health_seen" "the non-reading clients alive: $(fin_alive "$noread" && echo yes || echo no)"
+fi
+if fin_wait_gone "$slow" 25; then
+	check "a client reading at 4 MB/s gets the whole export meanwhile" \
+	    eval '[ "$(cat "$dir/slow.code")" = 200 ] && [ "$(count_rows "$dir/slow.json")" = "$export_rows" ]'
+else
+	not_ok "a client reading at 4 MB/s gets the whole export within 25 s"
+fi
+check "no export was cut short" \
+    eval '! tail -c "+$log_from" "$FIN_LOG" | grep -q export_cut_short'
+check "... and no worker restarted (same pids: $before)" [ "$(workers)" = "$before" ]
+fin_stop_tree "$noread" 5 >/dev/null 2>&1 || true
+bg=()
+rm -f "$dir/export.json" "$dir/export.csv" "$dir/slow.json"
 
 # ------------------------------------------------- a worker killed -9
 
@@ -269,5 +421,13 @@ check "SIGTERM: no worker is left" [ -z "$left" ]
 req /api/v1/health -H 'X-Request-Id: faults-502'
 check "with no workers nginx answers a JSON 502" \
     eval '[ "$code" = 502 ] && body_has "\"code\": \"BAD_GATEWAY\"" && [ "$(header X-Request-Id)" = faults-502 ]'
+# The workers answer the 413 for a body over 1 MiB (with their CORS
+# headers); with none to ask, nginx answers it itself.
+head -c 1100000 /dev/zero | tr '\0' 'a' >"$dir/big.json"
+req /api/v1/health -X POST -H 'Content-Type: application/json' \
+    -H 'X-Request-Id: faults-413' --data-binary @"$dir/big.json"
+check "with no workers a body over 1 MiB still gets a JSON 413" \
+    eval '[ "$code" = 413 ] && body_has "\"code\": *\"PAYLOAD_TOO_LARGE\"" && [ "$(header X-Request-Id)" = faults-413 ]'
+rm -f "$dir/big.json"
 
 e2e_finish
