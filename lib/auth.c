@@ -3,10 +3,19 @@
  * with reuse detection, password change and account deletion.  Every
  * change is one SQL transaction together with its audit event.
  *
- * Lockout is counted in PostgreSQL: each attempt first reserves itself
- * with one atomic UPDATE that refuses a locked account, so that however
- * many workers and hosts race, no more than LOCKOUT_THRESHOLD attempts
- * ever reach the password check, and no login waits on another's lock.
+ * Lockout is counted in PostgreSQL, and every check of a user's password
+ * counts (login, POST /auth/password, DELETE /auth/me).  Two numbers make
+ * it: failed_logins, the failures that have happened, and login_inflight,
+ * the checks running now.  A check starts by taking a place in flight
+ * while failures + in flight < LOCKOUT_THRESHOLD, so that however many
+ * workers and hosts race, no more than the threshold of answers that say
+ * "wrong" can come out before the lock.  A check that finds no place
+ * still hashes, then settles: when the places are held only by checks
+ * still running, it waits for them to end (one password hash at most)
+ * and is answered by what they came to.  So the right password is never
+ * refused because others are in flight, and no answer -- not even a
+ * 200, which would tell a wrong guess by its absence -- comes out that
+ * the threshold has no room for.  No row lock is held while hashing.
  */
 #include "setup.h"
 
@@ -31,43 +40,107 @@ static const struct fin_stmt stmt_user_for_login = {
 	"  ELSE 0 END"
 	" FROM users WHERE email = $1", 1 };
 /*
- * Reserves one attempt before the password is checked: counted as a
- * failure and locking at the threshold, atomically, and only while not
- * locked.  No lock is held while hashing, so a login never waits on
- * another (API.md: a lockout never holds a worker), and however many race,
- * no more than the threshold get to the password check.  A lock that has
- * run out restarts the count; the CASEs all see the old row.
+ * The checks in flight are the backend pids in login_inflight (migration
+ * 0003); each holds a session advisory lock on (LOGIN_CLASS, its pid)
+ * for as long as its check runs, so an entry whose lock is free is a
+ * check that died with its worker.  The class keeps these keys apart
+ * from every bigint key (lib/migrate.c).
+ */
+#define LOGIN_CLASS	"1819240302"	/* "logn" */
+/*
+ * Takes a place in flight when there is one: not deleted, not locked, and
+ * failures + checks in flight below the threshold ($2).  A lock that has
+ * run out counts no failures.  Answers gone, locked (with the seconds
+ * left), admitted or pending, and the hash to check.  The row lock lasts
+ * this statement only; the advisory lock is taken before the pid can be
+ * seen (at commit).
  */
 static const struct fin_stmt stmt_user_reserve = {
 	"user_login_reserve",
-	"UPDATE users SET"
-	" failed_logins = CASE WHEN locked_until <= now() THEN 1"
-	"  ELSE failed_logins + 1 END,"
-	" locked_until = CASE WHEN (CASE WHEN locked_until <= now() THEN 1"
-	"  ELSE failed_logins + 1 END) >= $2::int"
-	"  THEN now() + $3::bigint * interval '1 second' ELSE NULL END"
-	" WHERE id = $1 AND deleted_at IS NULL"
-	"   AND (locked_until IS NULL OR locked_until <= now())"
-	" RETURNING locked_until IS NOT NULL", 3 };
-static const struct fin_stmt stmt_user_locked_for = {
-	"user_locked_for",
-	"SELECT CASE WHEN locked_until > now()"
-	"  THEN ceil(extract(epoch FROM locked_until - now()))::bigint ELSE 1 END"
-	" FROM users WHERE id = $1", 1 };
-static const struct fin_stmt stmt_user_login_ok = {
-	"user_login_ok",
-	"UPDATE users SET failed_logins = 0, locked_until = NULL,"
-	" password_hash = COALESCE($2, password_hash) WHERE id = $1", 2 };
+	"WITH o AS (SELECT id, password_hash, deleted_at IS NOT NULL AS gone,"
+	"  coalesce(locked_until > now(), false) AS locked,"
+	"  ceil(extract(epoch FROM locked_until - now()))::bigint AS left_s,"
+	"  CASE WHEN locked_until <= now() THEN 0 ELSE failed_logins END"
+	"   + cardinality(login_inflight) < $2::int AS room"
+	"  FROM users WHERE id = $1 FOR NO KEY UPDATE),"
+	" a AS (UPDATE users u"
+	"  SET login_inflight = u.login_inflight || pg_backend_pid()"
+	"  FROM o WHERE u.id = o.id AND NOT o.gone AND NOT o.locked AND o.room"
+	"  RETURNING pg_advisory_lock(" LOGIN_CLASS ", pg_backend_pid()))"
+	" SELECT CASE WHEN o.gone THEN 'gone' WHEN o.locked THEN 'locked'"
+	"  WHEN EXISTS (SELECT FROM a) THEN 'admitted' ELSE 'pending' END,"
+	"  CASE WHEN o.locked THEN o.left_s ELSE 0 END, o.password_hash"
+	" FROM o", 2 };
+/*
+ * Settles a check whose password was right ($2 true), wrong (false) or
+ * not checked (NULL: it gives its place back).  An admitted check ($3)
+ * always counts; a pending one counts only if there is a place now, is
+ * told "locked" if the account is, else "blocked" with a pid to wait
+ * for.  Right resets the count -- unless the hash changed since it was
+ * read ($6): "stale", counted neither way.  Wrong counts, and the
+ * threshold-th failure locks ("locks").  Entries of dead checks go.  The
+ * CTE sees the row as it is when locked; the RETURNING unlocks the pid.
+ */
+static const struct fin_stmt stmt_user_settle = {
+	"user_login_settle",
+	"WITH o AS (SELECT id, deleted_at IS NOT NULL AS gone,"
+	"  coalesce(locked_until > now(), false) AS locked,"
+	"  ceil(extract(epoch FROM locked_until - now()))::bigint AS left_s,"
+	"  CASE WHEN locked_until <= now() THEN 0 ELSE failed_logins END AS f,"
+	"  password_hash IS NOT DISTINCT FROM $6 AS fresh,"
+	"  pg_backend_pid() = ANY (login_inflight) AS mine,"
+	"  ARRAY(SELECT p FROM unnest(login_inflight) AS p"
+	"   WHERE p <> pg_backend_pid() AND"
+	"   NOT pg_try_advisory_xact_lock_shared(" LOGIN_CLASS ", p)) AS others"
+	"  FROM users WHERE id = $1 FOR NO KEY UPDATE),"
+	" d AS (SELECT o.*, CASE WHEN o.gone THEN 'gone'"
+	"  WHEN $2::boolean IS NULL THEN 'released'"
+	"  WHEN NOT $3::boolean AND o.locked THEN 'locked'"
+	"  WHEN NOT $3::boolean AND cardinality(o.others) > 0"
+	"   AND o.f + cardinality(o.others) >= $4::int THEN 'blocked'"
+	"  WHEN $2::boolean AND NOT o.fresh THEN 'stale'"
+	"  WHEN $2::boolean THEN 'right'"
+	"  WHEN o.f + 1 >= $4::int THEN 'locks'"
+	"  ELSE 'wrong' END AS verdict FROM o)"
+	" UPDATE users u SET"
+	" failed_logins = CASE d.verdict WHEN 'right' THEN 0"
+	"  WHEN 'wrong' THEN d.f + 1 WHEN 'locks' THEN d.f + 1"
+	"  ELSE u.failed_logins END,"
+	" locked_until = CASE d.verdict WHEN 'right' THEN NULL"
+	"  WHEN 'locks' THEN now() + $5::bigint * interval '1 second'"
+	"  WHEN 'wrong' THEN CASE WHEN d.locked THEN u.locked_until END"
+	"  ELSE u.locked_until END,"
+	" login_inflight = d.others"
+	" FROM d WHERE u.id = d.id"
+	" RETURNING d.verdict, CASE WHEN d.verdict = 'locked' THEN d.left_s"
+	"  ELSE 0 END, coalesce(d.others[1], 0),"
+	"  CASE WHEN d.mine THEN"
+	"   pg_advisory_unlock(" LOGIN_CLASS ", pg_backend_pid()) END", 6 };
+/* Returns when the check of backend $1 has ended (the lock is free). */
+static const struct fin_stmt stmt_login_wait = {
+	"user_login_wait",
+	"SELECT pg_advisory_xact_lock_shared(" LOGIN_CLASS ", $1::int)", 1 };
+/* When a settle failed: gives the lock back if this session still has it. */
+static const struct fin_stmt stmt_login_release = {
+	"user_login_release",
+	"SELECT pg_advisory_unlock(" LOGIN_CLASS ", pg_backend_pid())"
+	" FROM pg_locks WHERE locktype = 'advisory' AND granted"
+	"  AND pid = pg_backend_pid() AND classid = " LOGIN_CLASS
+	"  AND objid = pg_backend_pid() AND objsubid = 2", 0 };
+/* A hash made with older limits, replaced only if it is still the one. */
+static const struct fin_stmt stmt_user_rehash = {
+	"user_rehash",
+	"UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
+	3 };
 static const struct fin_stmt stmt_user_by_id = {
 	"user_by_id",
 	"SELECT " USER_COLS " FROM users WHERE id = $1 AND deleted_at IS NULL", 1 };
-static const struct fin_stmt stmt_user_hash = {
-	"user_hash",
-	"SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL"
-	" FOR UPDATE", 1 };
+/* Only over the hash that was checked: a concurrent change wins. */
 static const struct fin_stmt stmt_user_set_hash = {
 	"user_set_hash",
-	"UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", 2 };
+	"UPDATE users SET password_hash = $2, updated_at = now()"
+	" WHERE id = $1 AND deleted_at IS NULL AND password_hash = $3"
+	" RETURNING id", 3 };
 static const struct fin_stmt stmt_user_delete = {
 	"user_soft_delete",
 	"UPDATE users SET deleted_at = now(), updated_at = now()"
@@ -183,11 +256,166 @@ fin_auth_signup(struct fin_ctx *ctx, const struct fin_client *client,
 /* Login                                                               */
 /* ------------------------------------------------------------------ */
 
-/* A failed attempt, already counted by its reservation: audit it. */
+/*
+ * One check of a user's password, counted by the lockout (see the top of
+ * this file).  SETTLE_WAITS_MAX bounds how often a check with no place
+ * waits for one in flight; each wait ends with that check, within one
+ * password hash, and new places open only after a success.
+ */
+#define SETTLE_WAITS_MAX	16
+
+struct pwcheck {
+	char	 hash[FIN_PASSWORD_HASH_MAX];	/* the stored hash checked */
+	int64_t	 retry_after;	/* FIN_E_ACCOUNT_LOCKED: seconds left */
+	bool	 failed;	/* a wrong password, counted */
+	bool	 locked_now;	/* ... and it locked the account */
+	bool	 gone;		/* the account is deleted */
+	bool	 rehash;	/* right, but hashed with other limits */
+};
+
+/*
+ * Settles a check (stmt_user_settle).  *verdict is one of the static
+ * strings below; wait_pid gets the check to wait for when "blocked".
+ */
+static enum fin_err
+pwcheck_settle(struct fin_ctx *ctx, const char *user_id, const char *ok,
+    bool admitted, struct pwcheck *c, const char **verdict, char *wait_pid,
+    size_t wait_pid_size)
+{
+	static const char *const verdicts[] = { "gone", "released", "locked",
+	    "blocked", "stale", "right", "locks", "wrong" };
+	char		 threshold[24], seconds[24];
+	const char	*p[6];
+	PGresult	*res;
+	enum fin_err	 e;
+	size_t		 i;
+
+	snprintf(threshold, sizeof(threshold), "%lld",
+	    (long long)ctx->cfg->lockout_threshold);
+	snprintf(seconds, sizeof(seconds), "%lld",
+	    (long long)ctx->cfg->lockout_seconds);
+	p[0] = user_id;
+	p[1] = ok;
+	p[2] = admitted ? "true" : "false";
+	p[3] = threshold;
+	p[4] = seconds;
+	p[5] = c->hash;
+	/* Not resent: a lost answer leaves the place to be found dead. */
+	if ((e = Fin_db_exec_once(ctx, &stmt_user_settle, p, &res)) != FIN_OK)
+		return e;
+	*verdict = NULL;
+	if (PQntuples(res) == 1)
+		for (i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++)
+			if (strcmp(PQgetvalue(res, 0, 0), verdicts[i]) == 0)
+				*verdict = verdicts[i];
+	if (*verdict == NULL) {
+		PQclear(res);
+		return FIN_E_INTERNAL_ERROR;
+	}
+	(void)fin_parse_int64(PQgetvalue(res, 0, 1), 0, INT64_MAX,
+	    &c->retry_after);
+	snprintf(wait_pid, wait_pid_size, "%s", PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return FIN_OK;
+}
+
+/*
+ * Checks password against the stored hash of user_id as one attempt of
+ * the lockout.  FIN_OK: right, and the count is reset (c->hash is the hash
+ * it matched, c->rehash says to upgrade it).  FIN_E_INVALID_CREDENTIALS:
+ * wrong (c->failed: counted; c->locked_now: it locked the account), the
+ * account is gone (c->gone), or the password changed meanwhile.
+ * FIN_E_ACCOUNT_LOCKED: c->retry_after seconds; the answer was withheld.
+ * Any other error: nothing was counted.
+ */
+static enum fin_err
+pwcheck(struct fin_ctx *ctx, const char *user_id, const char *password,
+    struct pwcheck *c)
+{
+	char		 threshold[24], wait_pid[24];
+	const char	*p[2], *status, *verdict, *ok;
+	PGresult	*res;
+	enum fin_err	 e, verified;
+	bool		 admitted, right = false;
+	int		 waits;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(threshold, sizeof(threshold), "%lld",
+	    (long long)ctx->cfg->lockout_threshold);
+	p[0] = user_id;
+	p[1] = threshold;
+	if ((e = Fin_db_exec(ctx, &stmt_user_reserve, p, &res)) != FIN_OK)
+		return e;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		c->gone = true;
+		return FIN_E_INVALID_CREDENTIALS;
+	}
+	status = PQgetvalue(res, 0, 0);
+	admitted = strcmp(status, "admitted") == 0;
+	c->gone = strcmp(status, "gone") == 0;
+	snprintf(c->hash, sizeof(c->hash), "%s", PQgetvalue(res, 0, 2));
+	if (strcmp(status, "locked") == 0) {
+		/* Locked: no password check at all, so no oracle while locked. */
+		(void)fin_parse_int64(PQgetvalue(res, 0, 1), 1, INT64_MAX,
+		    &c->retry_after);
+		PQclear(res);
+		sodium_memzero(c->hash, sizeof(c->hash));
+		return FIN_E_ACCOUNT_LOCKED;
+	}
+	PQclear(res);
+
+	/*
+	 * Pending checks hash too: their answer may not wait for a hash of
+	 * their own once the checks ahead of them end, and its cost tells
+	 * nothing either way.  A deleted account costs the same as well.
+	 */
+	verified = fin_password_verify(ctx->cfg, c->hash, password, &right,
+	    &c->rehash);
+	if (c->gone)
+		return FIN_E_INVALID_CREDENTIALS;
+	ok = verified != FIN_OK ? NULL : right ? "true" : "false";
+	for (waits = 0;; waits++) {
+		e = pwcheck_settle(ctx, user_id, ok, admitted, c, &verdict,
+		    wait_pid, sizeof(wait_pid));
+		if (e != FIN_OK) {
+			if (admitted && Fin_db_exec_once(ctx, &stmt_login_release,
+			    NULL, &res) == FIN_OK)
+				PQclear(res);
+			return e;
+		}
+		/* Once settled, an admitted check holds no place any more. */
+		admitted = false;
+		if (strcmp(verdict, "blocked") != 0)
+			break;
+		if (waits == SETTLE_WAITS_MAX)
+			return FIN_E_SERVICE_UNAVAILABLE;
+		p[0] = wait_pid;
+		if ((e = Fin_db_exec(ctx, &stmt_login_wait, p, &res)) != FIN_OK)
+			return e;
+		PQclear(res);
+	}
+	if (ok == NULL)
+		return verified;
+	if (strcmp(verdict, "right") == 0)
+		return FIN_OK;
+	if (strcmp(verdict, "locked") == 0)
+		return FIN_E_ACCOUNT_LOCKED;
+	c->gone = strcmp(verdict, "gone") == 0;
+	c->locked_now = strcmp(verdict, "locks") == 0;
+	c->failed = c->locked_now || strcmp(verdict, "wrong") == 0;
+	return FIN_E_INVALID_CREDENTIALS;
+}
+
+/*
+ * A counted failure: audit it as a login_failure (with where the password
+ * was tried, unless at login) and, when it locked the account, the lock.
+ */
 static enum fin_err
 login_failed(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *user_id, bool locked)
+    const char *user_id, bool locked, const char *via)
 {
+	struct json_object *d;
 	char		 seconds[24];
 	enum fin_err	 e;
 
@@ -195,8 +423,13 @@ login_failed(struct fin_ctx *ctx, const struct fin_client *client,
 	    (long long)ctx->cfg->lockout_seconds);
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
-	e = audit_simple(ctx, client, user_id, "login_failure", "reason",
-	    "wrong_password");
+	d = json_object_new_object();
+	json_object_object_add(d, "reason",
+	    json_object_new_string("wrong_password"));
+	if (via != NULL)
+		json_object_object_add(d, "via", json_object_new_string(via));
+	e = Fin_audit(ctx, client, user_id, "login_failure", d);
+	json_object_put(d);
 	if (e == FIN_OK && locked)
 		e = audit_simple(ctx, client, user_id, "account_locked",
 		    "seconds", seconds);
@@ -207,20 +440,29 @@ login_failed(struct fin_ctx *ctx, const struct fin_client *client,
 	return fin_db_commit(ctx);
 }
 
-/* Seconds the account stays locked (at least 1), for Retry-After. */
-static int64_t
-locked_for(struct fin_ctx *ctx, const char *user_id)
+/*
+ * The answer to a check that did not pass, for the caller to return:
+ * what a failed login writes and counts, or the seconds of a lock.
+ */
+static enum fin_err
+pwcheck_refused(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *user_id, const char *via, enum fin_err e,
+    const struct pwcheck *c, int64_t *retry_after)
 {
-	const char	*p[1] = { user_id };
-	PGresult	*res;
-	int64_t		 v = 1;
+	enum fin_err	 ae;
 
-	if (Fin_db_exec(ctx, &stmt_user_locked_for, p, &res) == FIN_OK) {
-		if (PQntuples(res) == 1)
-			(void)fin_parse_int64(PQgetvalue(res, 0, 0), 1, INT64_MAX, &v);
-		PQclear(res);
+	if (e == FIN_E_ACCOUNT_LOCKED) {
+		*retry_after = c->retry_after > 0 ? c->retry_after : 1;
+		fin_metric_inc(FIN_M_LOGIN_LOCKED);
+		return e;
 	}
-	return v;
+	if (e != FIN_E_INVALID_CREDENTIALS)
+		return e;
+	fin_metric_inc(FIN_M_LOGIN_FAILURE);
+	if (c->failed &&
+	    (ae = login_failed(ctx, client, user_id, c->locked_now, via)) != FIN_OK)
+		return ae;
+	return e;
 }
 
 enum fin_err
@@ -229,11 +471,12 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
     struct fin_tokens *tokens, int64_t *retry_after)
 {
 	char		 newhash[FIN_PASSWORD_HASH_MAX], hash[FIN_PASSWORD_HASH_MAX];
-	char		 sid[37], threshold[24], seconds[24];
+	char		 sid[37];
 	const char	*p[3];
+	struct pwcheck	 c;
 	PGresult	*res;
 	enum fin_err	 e;
-	bool		 ok = false, rehash = false, deleted, locked;
+	bool		 ok = false, rehash = false, deleted;
 	int64_t		 lock_left = 0;
 
 	*retry_after = 0;
@@ -268,53 +511,34 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 		    &rehash) != FIN_OK)
 			fin_log(FIN_LOG_WARN, "login", "could not verify a deleted "
 			    "account's hash");
+		sodium_memzero(hash, sizeof(hash));
 		fin_metric_inc(FIN_M_LOGIN_FAILURE);
 		return FIN_E_INVALID_CREDENTIALS;
 	}
+	sodium_memzero(hash, sizeof(hash));
 	if (lock_left > 0) {
 		/* Locked: no password check at all, so no oracle while locked. */
 		*retry_after = lock_left;
 		fin_metric_inc(FIN_M_LOGIN_LOCKED);
 		return FIN_E_ACCOUNT_LOCKED;
 	}
-	snprintf(threshold, sizeof(threshold), "%lld",
-	    (long long)ctx->cfg->lockout_threshold);
-	snprintf(seconds, sizeof(seconds), "%lld",
-	    (long long)ctx->cfg->lockout_seconds);
-	p[0] = user->id;
-	p[1] = threshold;
-	p[2] = seconds;
-	if ((e = Fin_db_exec(ctx, &stmt_user_reserve, p, &res)) != FIN_OK)
+	e = pwcheck(ctx, user->id, password, &c);
+	if (e != FIN_OK) {
+		/* Deleted since it was read: 401 as above, never 423. */
+		e = pwcheck_refused(ctx, client, user->id, NULL, e, &c,
+		    retry_after);
+		sodium_memzero(&c, sizeof(c));
 		return e;
-	if (PQntuples(res) != 1) {
-		/* Another attempt locked it since we looked. */
-		PQclear(res);
-		*retry_after = locked_for(ctx, user->id);
-		fin_metric_inc(FIN_M_LOGIN_LOCKED);
-		return FIN_E_ACCOUNT_LOCKED;
-	}
-	locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-
-	e = fin_password_verify(ctx->cfg, hash, password, &ok, &rehash);
-	sodium_memzero(hash, sizeof(hash));
-	if (e != FIN_OK)
-		return e;
-	if (!ok) {
-		fin_metric_inc(FIN_M_LOGIN_FAILURE);
-		if ((e = login_failed(ctx, client, user->id, locked)) != FIN_OK)
-			return e;
-		return FIN_E_INVALID_CREDENTIALS;
 	}
 	/* Limits changed since this hash was made: upgrade it now. */
-	if (rehash && fin_password_hash(ctx->cfg, password, newhash) != FIN_OK)
-		rehash = false;
+	rehash = c.rehash &&
+	    fin_password_hash(ctx->cfg, password, newhash) == FIN_OK;
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		goto out;
 	p[0] = user->id;
-	p[1] = rehash ? newhash : NULL;
-	/* Success resets the count, and a lock this attempt's reservation set. */
-	if ((e = run(ctx, &stmt_user_login_ok, p)) != FIN_OK ||
+	p[1] = newhash;
+	p[2] = c.hash;
+	if ((rehash && (e = run(ctx, &stmt_user_rehash, p)) != FIN_OK) ||
 	    (e = Fin_session_start(ctx, client, user->id, sid, tokens)) != FIN_OK ||
 	    (e = audit_simple(ctx, client, user->id, "login_success",
 	    "session_id", sid)) != FIN_OK) {
@@ -325,6 +549,7 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 		fin_metric_inc(FIN_M_LOGIN_SUCCESS);
 out:
 	sodium_memzero(newhash, sizeof(newhash));
+	sodium_memzero(&c, sizeof(c));
 	return e;
 }
 
@@ -455,50 +680,50 @@ fin_auth_logout(struct fin_ctx *ctx, const struct fin_client *client,
 	return FIN_OK;
 }
 
-/* Checks the caller's password under the row lock; inside a transaction. */
-static enum fin_err
-check_password(struct fin_ctx *ctx, const char *user_id, const char *password)
-{
-	const char	*p[1] = { user_id };
-	PGresult	*res;
-	enum fin_err	 e;
-	bool		 ok = false, rehash;
-
-	if ((e = Fin_db_exec(ctx, &stmt_user_hash, p, &res)) != FIN_OK)
-		return e;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return FIN_E_UNAUTHORIZED;
-	}
-	e = fin_password_verify(ctx->cfg, PQgetvalue(res, 0, 0), password, &ok,
-	    &rehash);
-	PQclear(res);
-	if (e != FIN_OK)
-		return e;
-	return ok ? FIN_OK : FIN_E_INVALID_CREDENTIALS;
-}
-
+/*
+ * POST /auth/password and DELETE /auth/me check the password as a login
+ * does: a stolen access token must not buy guesses that login would have
+ * locked out.  The check runs before the SQL transaction, so no row lock
+ * is held while hashing.
+ */
 enum fin_err
 fin_auth_change_password(struct fin_ctx *ctx, const struct fin_client *client,
     const struct fin_principal *pr, const char *current,
-    const char *new_password, const char **why)
+    const char *new_password, const char **why, int64_t *retry_after)
 {
 	char		 hash[FIN_PASSWORD_HASH_MAX];
-	const char	*p[2];
+	const char	*p[3];
+	struct pwcheck	 c;
+	PGresult	*res;
 	enum fin_err	 e;
 
+	*retry_after = 0;
 	if ((e = fin_password_check_policy(new_password, why)) != FIN_OK)
 		return e;
+	if ((e = pwcheck(ctx, pr->user_id, current, &c)) != FIN_OK) {
+		e = pwcheck_refused(ctx, client, pr->user_id, "password_change",
+		    e, &c, retry_after);
+		if (c.gone)
+			e = FIN_E_UNAUTHORIZED;
+		sodium_memzero(&c, sizeof(c));
+		return e;
+	}
 	if ((e = fin_password_hash(ctx->cfg, new_password, hash)) != FIN_OK)
-		return e;
+		goto out;
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
-		return e;
-	if ((e = check_password(ctx, pr->user_id, current)) != FIN_OK)
-		goto fail;
+		goto out;
 	p[0] = pr->user_id;
 	p[1] = hash;
-	if ((e = run(ctx, &stmt_user_set_hash, p)) != FIN_OK)
+	p[2] = c.hash;
+	if ((e = Fin_db_exec(ctx, &stmt_user_set_hash, p, &res)) != FIN_OK)
 		goto fail;
+	if (PQntuples(res) != 1) {
+		/* Changed (or deleted) since the check: it no longer holds. */
+		PQclear(res);
+		e = FIN_E_INVALID_CREDENTIALS;
+		goto fail;
+	}
+	PQclear(res);
 	/* Whoever else knew the old password is logged out everywhere. */
 	if ((e = Fin_sessions_revoke_all(ctx, client, pr->user_id,
 	    pr->session_id, "password_changed")) != FIN_OK)
@@ -506,25 +731,38 @@ fin_auth_change_password(struct fin_ctx *ctx, const struct fin_client *client,
 	if ((e = audit_simple(ctx, client, pr->user_id, "password_changed",
 	    NULL, NULL)) != FIN_OK)
 		goto fail;
-	sodium_memzero(hash, sizeof(hash));
-	return fin_db_commit(ctx);
+	e = fin_db_commit(ctx);
+	goto out;
 fail:
-	sodium_memzero(hash, sizeof(hash));
 	fin_db_rollback(ctx);
+out:
+	sodium_memzero(hash, sizeof(hash));
+	sodium_memzero(&c, sizeof(c));
 	return e;
 }
 
 enum fin_err
 fin_auth_delete_account(struct fin_ctx *ctx, const struct fin_client *client,
-    const struct fin_principal *pr, const char *password)
+    const struct fin_principal *pr, const char *password,
+    int64_t *retry_after)
 {
 	const char	*p[1] = { pr->user_id };
+	struct pwcheck	 c;
 	enum fin_err	 e;
 
+	*retry_after = 0;
+	e = pwcheck(ctx, pr->user_id, password, &c);
+	if (e != FIN_OK) {
+		e = pwcheck_refused(ctx, client, pr->user_id, "account_deletion",
+		    e, &c, retry_after);
+		if (c.gone)
+			e = FIN_E_UNAUTHORIZED;
+		sodium_memzero(&c, sizeof(c));
+		return e;
+	}
+	sodium_memzero(&c, sizeof(c));
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
-	if ((e = check_password(ctx, pr->user_id, password)) != FIN_OK)
-		goto fail;
 	if ((e = run(ctx, &stmt_user_delete, p)) != FIN_OK)
 		goto fail;
 	if ((e = Fin_sessions_revoke_all(ctx, client, pr->user_id, NULL,

@@ -411,11 +411,18 @@ enum fin_err	 fin_auth_me(struct fin_ctx *, const struct fin_principal *,
 		    struct fin_user *out) FIN_WUR;
 enum fin_err	 fin_auth_logout(struct fin_ctx *, const struct fin_client *,
 		    const struct fin_principal *) FIN_WUR;
+/*
+ * Both check the password as a login does, and count it toward the same
+ * lockout: FIN_E_INVALID_CREDENTIALS when wrong, FIN_E_ACCOUNT_LOCKED with
+ * *retry_after in seconds while locked.
+ */
 enum fin_err	 fin_auth_change_password(struct fin_ctx *, const struct fin_client *,
 		    const struct fin_principal *, const char *current,
-		    const char *new_password, const char **why) FIN_WUR;
+		    const char *new_password, const char **why,
+		    int64_t *retry_after) FIN_WUR;
 enum fin_err	 fin_auth_delete_account(struct fin_ctx *, const struct fin_client *,
-		    const struct fin_principal *, const char *password) FIN_WUR;
+		    const struct fin_principal *, const char *password,
+		    int64_t *retry_after) FIN_WUR;
 
 /*
  * The per-request gate (lib/gate.c): the rate limits a route asks for and,

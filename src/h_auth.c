@@ -80,28 +80,40 @@ h_auth_signup(struct request *req)
 	return FIN_OK;
 }
 
+/*
+ * 423 for every endpoint that checks the password (login, password change,
+ * account deletion): API.md's exact sentence with the minutes left,
+ * rounded up, and Retry-After in seconds.
+ */
+static enum fin_err
+account_locked(struct request *req, int64_t retry_after)
+{
+	int64_t		 minutes;
+	char		 msg[160], ra[24];
+
+	minutes = (retry_after + 59) / 60;
+	snprintf(msg, sizeof(msg), "Account locked due to too many failed "
+	    "login attempts. Try again in %lld minute%s.",
+	    (long long)minutes, minutes == 1 ? "" : "s");
+	snprintf(ra, sizeof(ra), "%lld", (long long)retry_after);
+	resp_header(req, "Retry-After", fin_arena_strdup(req->arena, ra));
+	http_error(req, FIN_E_ACCOUNT_LOCKED, NULL,
+	    fin_arena_strdup(req->arena, msg));
+	return FIN_E_ACCOUNT_LOCKED;
+}
+
 enum fin_err
 h_auth_login(struct request *req)
 {
 	struct fin_user	 u;
 	struct fin_tokens t;
-	int64_t		 retry_after = 0, minutes;
-	char		 msg[160], ra[24];
+	int64_t		 retry_after = 0;
 	enum fin_err	 e;
 
 	e = fin_auth_login(req->ctx, &req->client, field(req, "email"),
 	    field(req, "password"), &u, &t, &retry_after);
-	if (e == FIN_E_ACCOUNT_LOCKED) {
-		/* API.md: the minutes left, rounded up, in the exact sentence. */
-		minutes = (retry_after + 59) / 60;
-		snprintf(msg, sizeof(msg), "Account locked due to too many failed "
-		    "login attempts. Try again in %lld minute%s.",
-		    (long long)minutes, minutes == 1 ? "" : "s");
-		snprintf(ra, sizeof(ra), "%lld", (long long)retry_after);
-		resp_header(req, "Retry-After", fin_arena_strdup(req->arena, ra));
-		http_error(req, e, NULL, fin_arena_strdup(req->arena, msg));
-		return e;
-	}
+	if (e == FIN_E_ACCOUNT_LOCKED)
+		return account_locked(req, retry_after);
 	if (e != FIN_OK)
 		return e;
 	reply_tokens(req, &u, &t);
@@ -152,10 +164,14 @@ enum fin_err
 h_auth_password(struct request *req)
 {
 	const char	*why = NULL;
+	int64_t		 retry_after = 0;
 	enum fin_err	 e;
 
 	e = fin_auth_change_password(req->ctx, &req->client, &req->principal,
-	    field(req, "current_password"), field(req, "new_password"), &why);
+	    field(req, "current_password"), field(req, "new_password"), &why,
+	    &retry_after);
+	if (e == FIN_E_ACCOUNT_LOCKED)
+		return account_locked(req, retry_after);
 	if (e != FIN_OK)
 		return policy_error(req, e, "new_password", why);
 	reply_empty(req, 204);
@@ -165,10 +181,13 @@ h_auth_password(struct request *req)
 enum fin_err
 h_auth_delete_me(struct request *req)
 {
+	int64_t		 retry_after = 0;
 	enum fin_err	 e;
 
 	e = fin_auth_delete_account(req->ctx, &req->client, &req->principal,
-	    field(req, "password"));
+	    field(req, "password"), &retry_after);
+	if (e == FIN_E_ACCOUNT_LOCKED)
+		return account_locked(req, retry_after);
 	if (e != FIN_OK)
 		return e;
 	reply_empty(req, 204);

@@ -23,6 +23,13 @@
 #   (g) no password or token used here appears in any log
 #   (h) forged access tokens (alg none, HS512 with the right key, edited
 #       signature or claims, expired) are 401
+#   (i) logins still in flight are not failures: 4 wrong logins, then 3
+#       concurrent logins with the right password are all 200; one that
+#       finds the last place held by a check in flight waits for it and
+#       gets 200 or, if that check was the 5th failure, 423
+#   (j) a wrong password on POST /auth/password or DELETE /auth/me counts
+#       toward the lockout like a failed login (audited as login_failure);
+#       locked, they answer 423 with Retry-After; the right one resets
 #
 # The stack gets LOCKOUT_SECONDS=15 (AUTH_LOCKOUT_SECONDS overrides) so
 # that (c) waits seconds, not 30 minutes, rate limits high enough not to
@@ -405,6 +412,185 @@ login "$email" "$pw"
 row=$(sql "SELECT failed_logins, locked_until IS NULL FROM users WHERE email = :'e'" "e=$email")
 check "(c) and the right password logs in: 200, count 0, no lock (failed_logins|unlocked: $row)" \
     eval '[ "$code" = 200 ] && [ "$row" = "0|t" ]'
+
+# ------------------------- (i) logins in flight are not failures
+
+# Only failures that have happened count: 4 wrong logins, then 3 logins
+# with the right password at once, each on its own worker, must all be
+# 200 -- none refused because the others were still being checked when it
+# started or ended.  Three rounds, each from 4 failures again.
+email=inflight-$tag@example.com
+pw="pw-i-$tag correct horse"
+signup "$email" "$pw" || true
+secret "wrong-i-$tag"
+mkdir -p "$dir/inflight"
+ibad=
+for r in 1 2 3; do
+	for i in 1 2 3 4; do
+		c=$(login_code "$email" "wrong-i-$tag")
+		[ "$c" = 401 ] || ibad+=" round $r, failure $i: $c;"
+	done
+	rm -f "$dir"/inflight/*
+	for k in 1 2 3; do
+		login_code "$email" "$pw" >"$dir/inflight/$k" &
+		bg+=($!)
+	done
+	for p in "${bg[@]}"; do
+		fin_wait_gone "$p" 30 || true
+	done
+	bg=()
+	got=$(cat "$dir"/inflight/* 2>/dev/null | sort | tr '\n' ' ')
+	[ "$got" = "200 200 200 " ] || ibad+=" round $r: ${got:-nothing};"
+done
+verify "(i) 4 wrong logins, then 3 concurrent logins with the right password: 200 200 200, in 3 of 3 rounds${ibad:+ (got:$ibad)}" \
+    [ -z "$ibad" ]
+row=$(sql "SELECT failed_logins, locked_until IS NULL FROM users WHERE email = :'e'" "e=$email")
+verify "(i) and the account is neither counting nor locked afterwards (failed_logins|unlocked: $row)" \
+    [ "$row" = "0|t" ]
+
+# A check in flight, held open by psql as lib/auth.c's workers hold theirs
+# (its pid in login_inflight, a session advisory lock on it), after 4
+# failures: a login with the right password has no place, so it waits for
+# that check and is answered by what it came to -- a success (200), the
+# 5th failure (423: the bound holds exactly), or a worker that died (its
+# place is freed: 200).
+# inflight_check SECONDS OUTCOME: the check, for SECONDS, in the background.
+inflight_check() {
+	local outcome
+	case $2 in
+	success) outcome="UPDATE users SET failed_logins = 0, locked_until = NULL,
+	    login_inflight = array_remove(login_inflight, pg_backend_pid())
+	    WHERE email = :'e';" ;;
+	failure) outcome="UPDATE users SET failed_logins = failed_logins + 1,
+	    locked_until = now() + interval '$lockout_seconds seconds',
+	    login_inflight = array_remove(login_inflight, pg_backend_pid())
+	    WHERE email = :'e';" ;;
+	died) outcome= ;;
+	esac
+	printf '%s\n' "SELECT pg_advisory_lock(1819240302, pg_backend_pid());" \
+	    "UPDATE users SET login_inflight = login_inflight || pg_backend_pid()
+	    WHERE email = :'e';" "SELECT pg_sleep($1);" "$outcome" |
+	    "$psql_bin" "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 \
+	    -v e="$email" >/dev/null 2>>"$dir/inflight.err" &
+	bg+=($!)
+}
+for outcome in success failure died; do
+	# Unlocked, and 4 failures again.
+	sql "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE email = :'e'" \
+	    "e=$email" >/dev/null
+	bad=
+	for i in 1 2 3 4; do
+		c=$(login_code "$email" "wrong-i-$tag")
+		[ "$c" = 401 ] || bad+=" $c"
+	done
+	inflight_check 1.5 "$outcome"
+	sleep 0.3
+	start=$(date +%s%N)
+	c=$(login_code "$email" "$pw")
+	took=$(( ($(date +%s%N) - start) / 1000000 ))
+	for p in "${bg[@]}"; do
+		fin_wait_gone "$p" 10 || true
+	done
+	bg=()
+	[ "$outcome" = failure ] && want=423 || want=200
+	verify "(i) 4 failures and a check in flight that ends as '$outcome': the right password waits for it (${took} ms) and gets $want (got $c)${bad:+ (the failures answered:$bad)}" \
+	    eval '[ -z "$bad" ] && [ "$c" = "$want" ] && [ "$took" -ge 900 ]'
+done
+[ ! -s "$dir/inflight.err" ] || sed 's/^/#   psql: /' "$dir/inflight.err" | head -n 3
+
+# ---------- (j) a wrong password on /auth/password and DELETE /auth/me
+
+# A stolen access token must not buy unlimited guesses at the password:
+# a wrong current_password or DELETE /auth/me password counts like a
+# failed login (same count, same lock, a login_failure event), and a
+# locked account refuses these endpoints as login does.
+email=pwguess-$tag@example.com
+pw="pw-j-$tag correct horse"
+npw="pw-j-$tag new battery staple"
+secret "$npw"
+secret "wrong-j-$tag"
+signup "$email" "$pw" || true
+login "$email" "$pw"
+jat=$at
+# change_password CURRENT: POST /auth/password with jat.
+change_password() {
+	post /auth/password "{\"current_password\": \"$1\", \"new_password\": \"$npw\"}" \
+	    -H "Authorization: Bearer $jat"
+}
+bad=
+for i in 1 2 3 4 5; do
+	change_password "wrong-j-$tag"
+	[ "$code" = 401 ] || bad+=" $code"
+done
+change_password "$pw"
+retry=$(header Retry-After || true)
+check "(j) 5 wrong current_password on POST /auth/password lock the account: the right one is then 423 ACCOUNT_LOCKED, Retry-After ${retry:-none}${bad:+ (the 5 answered:$bad)}" \
+    eval '[ -z "$bad" ] && [ "$code" = 423 ] && [ "$(jget code)" = ACCOUNT_LOCKED ] &&
+	[[ $retry =~ ^[0-9]+$ ]] && [ "$retry" -ge 1 ] && [ "$retry" -le "$lockout_seconds" ]'
+login "$email" "$pw"
+check "(j) and login with the right password is 423 ACCOUNT_LOCKED" \
+    eval '[ "$code" = 423 ] && [ "$(jget code)" = ACCOUNT_LOCKED ]'
+row=$(sql "SELECT failed_logins, locked_until > now() FROM users WHERE email = :'e'" "e=$email")
+verify "(j) PostgreSQL counted the 5 failures and holds the lock (failed_logins|locked: $row)" \
+    [ "$row" = "5|t" ]
+row=$(sql "SELECT count(*) FILTER (WHERE a.action = 'login_failure'
+	AND a.details->>'reason' = 'wrong_password'
+	AND a.details->>'via' = 'password_change'),
+    count(*) FILTER (WHERE a.action = 'account_locked')
+    FROM audit_events a JOIN users u ON u.id = a.user_id WHERE u.email = :'e'" "e=$email")
+verify "(j) the audit has 5 login_failure (wrong_password, via password_change) and 1 account_locked rows (got $row)" \
+    [ "$row" = "5|1" ]
+get_as "$jat" /auth/me
+check "(j) the session the guesses came from still works (a lockout never touches sessions)" \
+    [ "$code" = 200 ]
+req DELETE /auth/me -H "Authorization: Bearer $jat" \
+    -H 'Content-Type: application/json' --data-binary "{\"password\": \"$pw\"}"
+retry=$(header Retry-After || true)
+row=$(sql "SELECT deleted_at IS NULL FROM users WHERE email = :'e'" "e=$email")
+check "(j) DELETE /auth/me with the right password while locked: 423 with Retry-After ${retry:-none}, nothing deleted" \
+    eval '[ "$code" = 423 ] && [ "$(jget code)" = ACCOUNT_LOCKED ] &&
+	[[ $retry =~ ^[0-9]+$ ]] && [ "$row" = t ]'
+
+# DELETE /auth/me guesses share the count with logins and password changes.
+email=delguess-$tag@example.com
+pw="pw-j2-$tag correct horse"
+signup "$email" "$pw" || true
+login "$email" "$pw"
+jat=$at
+bad=
+for i in 1 2; do
+	req DELETE /auth/me -H "Authorization: Bearer $jat" \
+	    -H 'Content-Type: application/json' --data-binary "{\"password\": \"wrong-j-$tag\"}"
+	[ "$code" = 401 ] || bad+=" delete:$code"
+	c=$(login_code "$email" "wrong-j-$tag")
+	[ "$c" = 401 ] || bad+=" login:$c"
+done
+change_password "wrong-j-$tag"
+[ "$code" = 401 ] || bad+=" password:$code"
+login "$email" "$pw"
+row=$(sql "SELECT count(*) FILTER (WHERE a.action = 'login_failure'
+	AND a.details->>'via' = 'account_deletion')
+    FROM audit_events a JOIN users u ON u.id = a.user_id WHERE u.email = :'e'" "e=$email")
+check "(j) 2 wrong DELETE /auth/me + 2 wrong logins + 1 wrong current_password: locked, login 423 (${row:-0} deletion failures audited)${bad:+ (the 5 answered:$bad)}" \
+    eval '[ -z "$bad" ] && [ "$code" = 423 ] && [ "$row" = 2 ]'
+
+# The right current password resets the count, as a successful login does.
+email=pwreset-$tag@example.com
+pw="pw-j3-$tag correct horse"
+signup "$email" "$pw" || true
+login "$email" "$pw"
+jat=$at
+bad=
+for i in 1 2 3 4; do
+	change_password "wrong-j-$tag"
+	[ "$code" = 401 ] || bad+=" $code"
+done
+change_password "$pw"
+row=$(sql "SELECT failed_logins, locked_until IS NULL FROM users WHERE email = :'e'" "e=$email")
+check "(j) 4 wrong current_password, then the right one: 204 and the count is back to 0 (failed_logins|unlocked: $row)" \
+    eval '[ -z "$bad" ] && [ "$code" = 204 ] && [ "$row" = "0|t" ]'
+c=$(login_code "$email" "$npw")
+check "(j) and the new password logs in: $c" [ "$c" = 200 ]
 
 # ----------------------------------------------------------- (d) timing
 
