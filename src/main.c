@@ -7,14 +7,20 @@
  *   SIGTERM, SIGINT  graceful stop: workers finish the request in hand
  *                    (at most SHUTDOWN_TIMEOUT seconds) and the master
  *                    exits 0;
- *   SIGHUP           reload: workers are replaced one at a time, the new
- *                    one started before the old one is asked to leave, so
- *                    the socket always has a worker and no request fails.
+ *   SIGHUP           reload: the master reads the config again and, if it
+ *                    is valid, takes its own settings from it and replaces
+ *                    the workers one at a time; an old worker is asked to
+ *                    leave only once its replacement says it is up, so the
+ *                    socket always has a worker and no request fails.  An
+ *                    invalid config, or a new worker that dies starting,
+ *                    leaves the running workers in place.
  */
 #include "app.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,8 @@
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
 #define QUICK_DEATH_MS		1000	/* dying sooner than this grows the backoff */
+#define READY_SLACK_MS		5000	/* exec, config, libfcgi: beyond the connects */
+#define READY_POLL_MS		50
 
 struct slot {
 	pid_t	 pid;		/* 0: empty */
@@ -40,11 +48,12 @@ struct slot {
 
 struct master {
 	char		 self[PATH_MAX];
+	pid_t		 pid;		/* ours, for the workers' getppid() check */
 	int		 nworkers;
-	int64_t		 shutdown_timeout;
 	struct slot	 slots[MAX_WORKERS];
 	bool		 stop_requested;	/* SIGTERM seen during a reload */
-	struct fin_config *cfg;
+	bool		 reload_requested;	/* SIGHUP seen during a reload */
+	struct fin_config *cfg;		/* the master's settings; a reload swaps it */
 };
 
 static void
@@ -55,29 +64,64 @@ usage(void)
 	    "  spawn-fcgi -n -s /run/finance/finance.sock -- finance-fcgi --workers 4\n");
 }
 
+/*
+ * Starts a worker in slot s and returns its pid, or -1 (logged).  With
+ * ready not NULL the worker also gets the write end of a pipe, named in
+ * FINANCE_READY_FD, on which it writes one byte once it is up; *ready is
+ * then the read end, which the caller owns and closes.
+ */
 static pid_t
-spawn(struct master *m, struct slot *s)
+spawn(struct master *m, struct slot *s, int *ready)
 {
 	sigset_t	 none;
 	pid_t		 pid;
+	int		 p[2] = { -1, -1 };
 
+	/* Close-on-exec: only the child's own copy of the write end is kept. */
+	if (ready != NULL && pipe2(p, O_CLOEXEC) < 0) {
+		fin_log(FIN_LOG_ERROR, "worker_spawn", "could not make a pipe "
+		    "for a worker: %s", strerror(errno));
+		return -1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		fin_log(FIN_LOG_ERROR, "worker_spawn", "could not fork a worker: %s",
 		    strerror(errno));
+		if (ready != NULL) {
+			close(p[0]);
+			close(p[1]);
+		}
 		return -1;
 	}
 	if (pid == 0) {
 		char *argv[] = { m->self, "--worker", NULL };
+		char fd[16];
 
-		/* A worker must not outlive its master. */
+		/*
+		 * A worker must not outlive its master.  The master may have
+		 * died between fork() and prctl(): then no signal will come,
+		 * and the parent is no longer the master.
+		 */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != m->pid)
+			_exit(1);
+		if (ready != NULL) {
+			snprintf(fd, sizeof(fd), "%d", p[1]);
+			if (fcntl(p[1], F_SETFD, 0) < 0 ||
+			    setenv("FINANCE_READY_FD", fd, 1) < 0)
+				_exit(127);
+		} else
+			(void)unsetenv("FINANCE_READY_FD");
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		execv(m->self, argv);
 		fin_log(FIN_LOG_ERROR, "worker_spawn", "could not exec %s: %s",
 		    m->self, strerror(errno));
 		_exit(127);
+	}
+	if (ready != NULL) {
+		close(p[1]);
+		*ready = p[0];
 	}
 	s->pid = pid;
 	s->started_ms = fin_now_ms();
@@ -183,7 +227,7 @@ respawn_due(struct master *m)
 
 		if (s->pid == 0 && s->respawn_at_ms >= 0 &&
 		    fin_now_ms() >= s->respawn_at_ms)
-			(void)spawn(m, s);
+			(void)spawn(m, s, NULL);
 	}
 }
 
@@ -213,6 +257,25 @@ alive(const struct master *m)
 	return n;
 }
 
+/*
+ * Kills a worker that would not stop (or start) and reaps it the way
+ * reap() does an expected exit: logged, its crash-record slot freed.
+ */
+static void
+kill_worker(struct slot *s)
+{
+	char	 rid[65], route[64];
+	pid_t	 pid = s->pid;
+	int	 status;
+
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) == pid)
+		log_exit(pid, status, true);
+	(void)fin_metrics_crash_record((int)pid, rid, route);
+	s->pid = 0;
+	s->respawn_at_ms = -1;
+}
+
 /* Asks every worker to stop, waits, then kills what is left. */
 static void
 stop_all(struct master *m, const sigset_t *set)
@@ -223,7 +286,7 @@ stop_all(struct master *m, const sigset_t *set)
 	for (i = 0; i < MAX_WORKERS; i++)
 		if (m->slots[i].pid != 0)
 			kill(m->slots[i].pid, SIGTERM);
-	deadline = fin_now_ms() + m->shutdown_timeout * 1000;
+	deadline = fin_now_ms() + m->cfg->shutdown_timeout * 1000;
 	reap(m, true);
 	while (alive(m) > 0 && fin_now_ms() < deadline) {
 		(void)wait_signal(set, 100);
@@ -233,7 +296,7 @@ stop_all(struct master *m, const sigset_t *set)
 		if (m->slots[i].pid != 0) {
 			fin_log(FIN_LOG_WARN, "worker_killed", "worker %d did not "
 			    "stop in %llds: killing it", (int)m->slots[i].pid,
-			    (long long)m->shutdown_timeout);
+			    (long long)m->cfg->shutdown_timeout);
 			kill(m->slots[i].pid, SIGKILL);
 		}
 	while (alive(m) > 0 && waitpid(-1, NULL, 0) > 0)
@@ -241,45 +304,163 @@ stop_all(struct master *m, const sigset_t *set)
 }
 
 /*
- * Replaces the workers one at a time: start the new one in a spare slot,
- * then ask the old one to finish and wait for it, so that the number of
- * workers accepting never drops below N.
+ * What a reload does with the signals that come while it waits: a stop
+ * or another reload is noted for the reload and the main loop to act on
+ * (a second SIGHUP means another full reload once this one ends, since
+ * the config may have changed again after some workers read it), and a
+ * worker that died is reaped and respawned as usual.
+ */
+static void
+take_signal(struct master *m, const sigset_t *set, int64_t ms)
+{
+	int	 sig;
+
+	sig = wait_signal(set, ms);
+	if (sig == SIGTERM || sig == SIGINT)
+		m->stop_requested = true;
+	else if (sig == SIGHUP && !m->reload_requested) {
+		m->reload_requested = true;
+		fin_log(FIN_LOG_INFO, "reload", "SIGHUP during a reload: "
+		    "reloading again once this one ends");
+	}
+	reap(m, false);
+	respawn_due(m);
+}
+
+/*
+ * Waits until the worker just started in s writes its byte on ready (it
+ * has its config and has tried its connections), for at most as long as
+ * a start-up may take.  Returns true when it is up.  False when it died,
+ * was too slow (then it is killed and reaped here) or a stop was
+ * requested (then it is left running for stop_all()).
+ */
+static bool
+await_ready(struct master *m, struct slot *s, int ready,
+    const sigset_t *set)
+{
+	struct pollfd	 pfd = { .fd = ready, .events = POLLIN };
+	int64_t		 deadline;
+	ssize_t		 n;
+	bool		 eof = false;
+	char		 c;
+
+	deadline = fin_now_ms() + m->cfg->db_connect_timeout * 1000 +
+	    2 * m->cfg->redis_timeout_ms + READY_SLACK_MS;
+	for (;;) {
+		/* After EOF, only its SIGCHLD is awaited: reap() reports it. */
+		take_signal(m, set, eof ? READY_POLL_MS : 0);
+		if (m->stop_requested || s->pid == 0)
+			return false;
+		if (!eof && poll(&pfd, 1, READY_POLL_MS) > 0) {
+			n = read(ready, &c, 1);
+			if (n == 1)
+				return true;
+			/* It is exiting, or closed the pipe without a word. */
+			if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+				eof = true;
+				if (deadline > fin_now_ms() + QUICK_DEATH_MS)
+					deadline = fin_now_ms() + QUICK_DEATH_MS;
+			}
+		}
+		if (fin_now_ms() >= deadline) {
+			fin_log(FIN_LOG_ERROR, "worker_start", "worker %d not "
+			    "up after %lld ms: killing it", (int)s->pid,
+			    (long long)(fin_now_ms() - s->started_ms));
+			kill_worker(s);
+			return false;
+		}
+	}
+}
+
+/*
+ * Reads the config again for a reload.  An invalid one is refused with
+ * the reason logged and nothing changes.  A valid one becomes the
+ * master's own (shutdown timeout, Sentry, log level) before any worker
+ * is replaced; the workers read the same environment and file when they
+ * start.
+ */
+static bool
+reload_config(struct master *m)
+{
+	struct fin_config *cfg;
+	char		 why[256];
+
+	cfg = fin_config_load(true, why, sizeof(why));
+	if (cfg == NULL) {
+		fin_log(FIN_LOG_ERROR, "reload_refused", "could not reload the "
+		    "config: %s; the workers keep running with the one they "
+		    "have", why);
+		return false;
+	}
+	fin_config_free(m->cfg);
+	m->cfg = cfg;
+	fin_log_init(cfg->log_level, "master");
+	return true;
+}
+
+/*
+ * Replaces the workers one at a time: start the new one in a spare slot
+ * and wait until it is up, then ask the old one to finish and wait for
+ * it, so that the number of workers accepting never drops below N.  A
+ * new worker that does not come up ends the reload: the old workers that
+ * are left keep serving.  A stop request ends it at once, leaving every
+ * worker (the spare one too) to stop_all().
  */
 static void
 reload(struct master *m, const sigset_t *set)
 {
 	struct slot	*old, *fresh;
-	int		 i;
+	int		 i, ready;
+	bool		 up;
 	int64_t		 deadline;
 
+	if (!reload_config(m))
+		return;
 	fin_log(FIN_LOG_INFO, "reload", "replacing %d workers", m->nworkers);
+	fresh = &m->slots[m->nworkers];	/* the spare slot */
 	for (i = 0; i < m->nworkers; i++) {
 		old = &m->slots[i];
-		fresh = &m->slots[m->nworkers];	/* the spare slot */
-		if (spawn(m, fresh) < 0)
+		up = false;
+		if (spawn(m, fresh, &ready) > 0) {
+			up = await_ready(m, fresh, ready, set);
+			close(ready);
+		}
+		if (m->stop_requested)
 			return;
+		if (!up) {
+			fin_log(FIN_LOG_ERROR, "reload_failed", "a new worker "
+			    "did not start: stopping the reload with %d of %d "
+			    "workers replaced, the others keep running", i,
+			    m->nworkers);
+			memset(fresh, 0, sizeof(*fresh));
+			fresh->respawn_at_ms = -1;
+			return;
+		}
 		if (old->pid != 0) {
 			old->retiring = true;
 			kill(old->pid, SIGTERM);
-			deadline = fin_now_ms() + m->shutdown_timeout * 1000;
+			deadline = fin_now_ms() + m->cfg->shutdown_timeout * 1000;
 			while (old->pid != 0 && fin_now_ms() < deadline) {
-				int sig = wait_signal(set, 100);
-
-				if (sig == SIGTERM || sig == SIGINT)
-					m->stop_requested = true;
-				reap(m, false);
+				take_signal(m, set, 100);
+				if (m->stop_requested)
+					return;
 			}
 			if (old->pid != 0) {
-				kill(old->pid, SIGKILL);
-				while (old->pid != 0 && waitpid(old->pid, NULL, 0) > 0)
-					old->pid = 0;
+				fin_log(FIN_LOG_WARN, "worker_killed", "worker %d "
+				    "did not stop in %llds: killing it",
+				    (int)old->pid,
+				    (long long)m->cfg->shutdown_timeout);
+				kill_worker(old);
 			}
 		}
 		*old = *fresh;
 		old->retiring = false;
 		old->backoff_ms = 0;
 		memset(fresh, 0, sizeof(*fresh));
+		fresh->respawn_at_ms = -1;
 	}
+	fin_log(FIN_LOG_INFO, "reload_done", "replaced %d workers",
+	    m->nworkers);
 }
 
 static bool
@@ -339,8 +520,8 @@ main(int argc, char *argv[])
 		m.nworkers = 1;
 	if (m.nworkers > MAX_WORKERS - 1)
 		m.nworkers = MAX_WORKERS - 1;
-	m.shutdown_timeout = cfg->shutdown_timeout;
-	m.cfg = cfg;		/* kept for the master's life: Sentry reports */
+	m.cfg = cfg;
+	m.pid = getpid();
 	n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1);
 	if (n <= 0) {
 		fprintf(stderr, "finance-fcgi: could not find own executable\n");
@@ -370,12 +551,17 @@ main(int argc, char *argv[])
 	}
 	fin_log(FIN_LOG_INFO, "master_start", "starting %d workers", m.nworkers);
 	for (i = 0; i < m.nworkers; i++)
-		(void)spawn(&m, &m.slots[i]);
+		(void)spawn(&m, &m.slots[i], NULL);
 	for (i = m.nworkers; i < MAX_WORKERS; i++)
 		m.slots[i].respawn_at_ms = -1;
 
 	for (;;) {
-		sig = m.stop_requested ? SIGTERM : wait_signal(&set, 100);
+		if (m.stop_requested)
+			sig = SIGTERM;
+		else if (m.reload_requested)
+			sig = SIGHUP;
+		else
+			sig = wait_signal(&set, 100);
 		if (sig == SIGTERM || sig == SIGINT) {
 			fin_log(FIN_LOG_INFO, "master_stop", "stopping: waiting for "
 			    "requests in flight");
@@ -385,6 +571,7 @@ main(int argc, char *argv[])
 			return 0;
 		}
 		if (sig == SIGHUP) {
+			m.reload_requested = false;
 			reload(&m, &set);
 			continue;
 		}
