@@ -14,8 +14,8 @@
  * export runs, and the PDF's totals agree with its rows.
  *   Rejected: PQsetSingleRowMode makes the whole export one statement,
  * so statement_timeout (DB_STATEMENT_TIMEOUT) would cut off any export
- * that takes longer than it to download (nginx paces us to the client:
- * fastcgi_max_temp_file_size 0), and it needs a second execution path in
+ * that takes longer than it to download (nginx paces us to the client
+ * once its temp file is full), and it needs a second execution path in
  * lib/db.c; a DECLARE ... CURSOR cannot be a prepared statement with
  * parameters.  The price of the snapshot is a transaction open for as
  * long as the download: the xmin horizon waits for it, which for one

@@ -741,7 +741,7 @@ struct fin_sentry_event {
 };
 
 /*
- * Sends one event to SENTRY_DSN's envelope endpoint, with a 2 s timeout.
+ * Sends one event to SENTRY_DSN's envelope endpoint, with a 1 s timeout.
  * Call it only after the response is finished.  Never carries a password,
  * token, cookie or body: only the fields above.  No-op without a DSN.
  */

@@ -18,8 +18,16 @@
 #include "internal.h"
 
 #define DSN_PART_MAX	256
-#define SEND_TIMEOUT_MS	2000L
-#define CONNECT_TIMEOUT_MS 1000L
+/*
+ * A send blocks its caller (a worker after its response, the master after
+ * a crash), and a Sentry that accepts but never answers would hold it for
+ * the whole timeout: short ones, which a working Sentry (an answer in
+ * tens of milliseconds) never reaches.  libcurl has no clean way to send
+ * without waiting for the answer.  The worker also limits how often it
+ * sends (src/worker.c, report()).
+ */
+#define SEND_TIMEOUT_MS	1000L
+#define CONNECT_TIMEOUT_MS 250L
 
 struct dsn {
 	char	 key[DSN_PART_MAX];

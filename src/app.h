@@ -168,6 +168,7 @@ void		 response_finish(struct request *);
 /* Streaming responses: headers now, then chunks. */
 bool		 resp_stream_begin(struct request *, int status, const char *content_type);
 bool		 resp_stream_write(struct request *, const char *buf, size_t len);
+void		 resp_stream_abort(struct request *);
 
 /* router.c */
 enum route_match {

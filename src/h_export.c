@@ -52,7 +52,8 @@ stream_write(void *arg, const char *buf, size_t len)
 /*
  * What the handler returns once lib is done: an error while nothing was
  * sent goes to the pipeline's JSON error writer; after the headers it is
- * too late for a status, so it is logged and the body ends where it is.
+ * too late for a status, so it is logged and the connection is cut (the
+ * client sees a failed transfer, never a short file that looks whole).
  */
 static enum fin_err
 stream_end(struct stream *s, enum fin_err e, const char *format)
@@ -64,6 +65,7 @@ stream_end(struct stream *s, enum fin_err e, const char *format)
 	fin_log(FIN_LOG_WARN, "export_cut_short", "%s export of user %s "
 	    "stopped after its body started (request %s): %s", format,
 	    s->req->user_id, s->req->request_id, fin_err_code(e));
+	resp_stream_abort(s->req);
 	return FIN_OK;
 }
 

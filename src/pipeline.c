@@ -326,17 +326,23 @@ log_access(struct request *req)
 	json_object_put(f);
 }
 
+/*
+ * A request refused while it was read (worker.c: a malformed query string)
+ * comes with its error stored: no step runs, but it still gets CORS, the
+ * common headers, its log line and its count (as an unmatched route).
+ */
 void
 pipeline_run(struct request *req)
 {
-	enum fin_err	 e;
-	bool		 root;
+	enum fin_err	 e = FIN_OK;
+	bool		 root = false;
 
-	e = step_version(req, &root);
-	if (e == FIN_OK)
+	if (!req->has_response)
+		e = step_version(req, &root);
+	if (e == FIN_OK && !req->has_response)
 		e = step_body_size(req);
 	step_cors(req);
-	if (e == FIN_OK)
+	if (e == FIN_OK && !req->has_response)
 		e = step_route(req, root);
 	if (e == FIN_OK && !req->has_response)
 		e = step_gate(req);

@@ -6,6 +6,8 @@
  */
 #include "app.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -284,6 +286,19 @@ resp_stream_begin(struct request *req, int status, const char *content_type)
 	req->has_response = true;
 	common_headers(req, content_type);
 	return write_head(req);
+}
+
+/*
+ * A streamed body that cannot be finished (its source failed half way):
+ * the stream is marked failed, so the worker cuts the connection instead
+ * of ending the response cleanly, and the client sees a transfer error,
+ * not a short file that looks whole (src/worker.c, cut_short).
+ */
+void
+resp_stream_abort(struct request *req)
+{
+	if (req->fcgx->out->FCGI_errno == 0)
+		req->fcgx->out->FCGI_errno = EIO;
 }
 
 bool

@@ -7,7 +7,11 @@
 #      plays Sentry's envelope endpoint and records what arrives.  A 5xx
 #      and a worker crash are reported, never holding a request, never
 #      carrying a password, token or body.
-#   3. One JSON log line per request with the fields operators need.
+#   3. One JSON log line per request with the fields operators need, also
+#      for a request refused before routing (a malformed query string).
+#   4. Reports are few and short during an outage: one event when /ready
+#      starts failing, not one per probe; one per route and code a
+#      minute; a Sentry that never answers holds a worker about 1 s, once.
 # One "ok N - ..." or "not ok N - ..." line per check; exits 1 if any
 # failed, 99 if a tool is missing or the stack did not start.
 #
@@ -22,7 +26,8 @@ e2e_tempdir obs
 
 # A stand-in for Sentry: records each POST (path, auth header, body) as one
 # JSON line, and answers after 1.5 s so that a report that held a request
-# would show in that request's time.
+# would show in that request's time.  Project 44 answers at once, project
+# 43 never (a Sentry that accepts and hangs).
 cat >"$dir/sentry.py" <<'PY'
 import http.server, json, sys, time
 out = open(sys.argv[2], "a")
@@ -34,7 +39,10 @@ class H(http.server.BaseHTTPRequestHandler):
             "type": self.headers.get("Content-Type", ""),
             "body": body.decode("utf-8", "replace")}) + "\n")
         out.flush()
-        time.sleep(1.5)
+        if self.path.startswith("/api/43/"):
+            time.sleep(60)
+        elif not self.path.startswith("/api/44/"):
+            time.sleep(1.5)
         try:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -52,7 +60,7 @@ bg+=($!)
 wait_for 5 fin_port_in_use "$port" || true
 
 export SENTRY_DSN="http://publickey123@127.0.0.1:$port/42"
-export RELEASE=obs-test ENVIRONMENT_NAME=ci
+export RELEASE=obs-test ENVIRONMENT_NAME=ci CORS_ORIGINS=https://app.example.test
 export RATE_LIMIT_IP_PER_MIN=100000 PWHASH_OPSLIMIT=1 PWHASH_MEMLIMIT=8192
 if ! bash "$stack" start "$dir" >/dev/null; then
 	echo "observability: the stack did not start" >&2
@@ -81,6 +89,25 @@ for name in worker_restarts_total db_errors_total redis_errors_total rate_limite
 	verify "$name is exported" grep -q "^$name " "$dir/metrics.txt"
 done
 verify "a failed login is counted" grep -q '^logins_total{result="failure"} 1$' "$dir/metrics.txt"
+
+# A request refused while it is read, before any route is matched: a
+# malformed query string.  Logged, counted and given CORS like the rest.
+unmatched400() {
+	curl -s "$M" | awk '$1 == "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"400\"}" { n = $2 } END { print n + 0 }'
+}
+before=$(unmatched400)
+code=$(curl -s -D "$dir/badq.h" -o "$dir/badq.json" -w '%{http_code}' \
+	-H 'X-Request-Id: obs-badq-2' -H 'Origin: https://app.example.test' \
+	"$B/transactions?a=%ZZ")
+verify "a malformed query string answers 400 ($code)" test "$code" = 400
+after=$(unmatched400)
+verify "... counted in /metrics as an unmatched route ($before -> $after)" \
+	test "$after" = $((before + 1))
+line=$(grep '"event":"request"' "$FIN_LOG" | grep '"request_id":"obs-badq-2"' | head -n 1 || true)
+verify "... with its JSON access line (status 400, no route)" \
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["status"]==400 and d["route"] is None and d["method"]=="GET"' "$line"
+verify "... and CORS headers for an allowed origin" \
+	grep -qi '^Access-Control-Allow-Origin: https://app.example.test' "$dir/badq.h"
 
 # ---------------------------------------------------------- Sentry
 
@@ -144,6 +171,80 @@ verify "one JSON access line per request with ts, request_id, method, route, sta
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert all(k in d for k in ("ts","request_id","method","route","status","duration_ms","user_id","ip")) and d["status"]==503' "$line"
 # shellcheck disable=SC2016  # $1 is bash -c's own argument
 verify "no password in the workers' log" bash -c '! grep -q "Very-Secret-Pass-9\|Secret-Pass-123" "$1"' _ "$FIN_LOG"
+
+# ---------------------------------------------------------- Sentry during an outage
+
+# events PROJECT ROUTE: how many events about ROUTE reached /api/PROJECT/.
+events() {
+	python3 - "$dir/sentry.jsonl" "$1" "$2" <<'PY'
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    rec = json.loads(line)
+    if rec["path"] == "/api/%s/envelope/" % sys.argv[2]:
+        event = json.loads(rec["body"].split("\n")[2])
+        n += event["tags"].get("route") == sys.argv[3]
+print(n)
+PY
+}
+# ms CURL-ARGS...: how long one request took, in milliseconds.
+ms() {
+	local t0
+	t0=$(date +%s%N)
+	curl -s -o /dev/null --max-time 10 "$@" || true
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+login503() {
+	curl -s -o /dev/null --max-time 10 -X POST "$B/auth/login" \
+		-H 'Content-Type: application/json' \
+		-d '{"email":"someone@example.com","password":"Very-Secret-Pass-9"}'
+}
+
+# One worker (its reports are the ones counted), a Sentry that answers at
+# once, PostgreSQL away: a load balancer's probes and a route that fails.
+bash "$stack" pg-stop "$dir" >/dev/null
+export SENTRY_DSN="http://publickey123@127.0.0.1:$port/44"
+if fin_workers_up "$dir" 1 "$dir"; then
+	for _ in $(seq 1 8); do
+		curl -s -o /dev/null --max-time 10 "$B/ready"
+	done
+	for _ in $(seq 1 5); do
+		login503
+	done
+	curl -s -o /dev/null "$B/health"	# the worker has sent what it sends
+	got=$(events 44 /ready)
+	verify "8 failing /ready probes make one Sentry event, not one a probe ($got)" test "$got" = 1
+	got=$(events 44 /auth/login)
+	verify "5 failing logins make one Sentry event a minute ($got)" test "$got" = 1
+else
+	not_ok "the workers start again with another SENTRY_DSN"
+fi
+
+# A Sentry that accepts and never answers: the worker gives up after about
+# a second, then sends nothing for a while, so /health stays fast.
+export SENTRY_DSN="http://publickey123@127.0.0.1:$port/43"
+if fin_workers_up "$dir" 1 "$dir"; then
+	login503
+	took=$(ms "$B/health")
+	verify "a Sentry that never answers holds the worker about 1 s (/health after a 503: ${took} ms < 1500)" \
+		test "$took" -lt 1500
+	t0=$(date +%s%N)
+	for _ in 1 2 3 4; do
+		curl -s -o /dev/null --max-time 10 "$B/ready"
+	done
+	for _ in 1 2 3; do
+		login503
+	done
+	took=$(ms "$B/health")
+	total=$(( ($(date +%s%N) - t0) / 1000000 ))
+	verify "then 4 probes, 3 failing logins and /health take ${total} ms (< 1500; /health ${took} ms)" \
+		test "$total" -lt 1500
+	got=$(( $(events 43 /auth/login) + $(events 43 /ready) ))
+	verify "... and only the first report was tried ($got sent)" test "$got" = 1
+else
+	not_ok "the workers start again with another SENTRY_DSN"
+fi
+bash "$stack" pg-start "$dir" >/dev/null
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
