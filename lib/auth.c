@@ -684,8 +684,27 @@ fin_auth_logout(struct fin_ctx *ctx, const struct fin_client *client,
  * POST /auth/password and DELETE /auth/me check the password as a login
  * does: a stolen access token must not buy guesses that login would have
  * locked out.  The check runs before the SQL transaction, so no row lock
- * is held while hashing.
+ * is held while hashing.  FIN_OK with *c filled; otherwise the answer,
+ * already counted and audited, and *c wiped.  An account deleted since the
+ * token was issued is 401 UNAUTHORIZED, as for any other request of it.
  */
+static enum fin_err
+check_own_password(struct fin_ctx *ctx, const struct fin_client *client,
+    const struct fin_principal *pr, const char *password, const char *via,
+    struct pwcheck *c, int64_t *retry_after)
+{
+	enum fin_err	 e;
+
+	*retry_after = 0;
+	if ((e = pwcheck(ctx, pr->user_id, password, c)) == FIN_OK)
+		return FIN_OK;
+	e = pwcheck_refused(ctx, client, pr->user_id, via, e, c, retry_after);
+	if (c->gone)
+		e = FIN_E_UNAUTHORIZED;
+	sodium_memzero(c, sizeof(*c));
+	return e;
+}
+
 enum fin_err
 fin_auth_change_password(struct fin_ctx *ctx, const struct fin_client *client,
     const struct fin_principal *pr, const char *current,
@@ -700,14 +719,9 @@ fin_auth_change_password(struct fin_ctx *ctx, const struct fin_client *client,
 	*retry_after = 0;
 	if ((e = fin_password_check_policy(new_password, why)) != FIN_OK)
 		return e;
-	if ((e = pwcheck(ctx, pr->user_id, current, &c)) != FIN_OK) {
-		e = pwcheck_refused(ctx, client, pr->user_id, "password_change",
-		    e, &c, retry_after);
-		if (c.gone)
-			e = FIN_E_UNAUTHORIZED;
-		sodium_memzero(&c, sizeof(c));
+	if ((e = check_own_password(ctx, client, pr, current,
+	    "password_change", &c, retry_after)) != FIN_OK)
 		return e;
-	}
 	if ((e = fin_password_hash(ctx->cfg, new_password, hash)) != FIN_OK)
 		goto out;
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
@@ -750,16 +764,9 @@ fin_auth_delete_account(struct fin_ctx *ctx, const struct fin_client *client,
 	struct pwcheck	 c;
 	enum fin_err	 e;
 
-	*retry_after = 0;
-	e = pwcheck(ctx, pr->user_id, password, &c);
-	if (e != FIN_OK) {
-		e = pwcheck_refused(ctx, client, pr->user_id, "account_deletion",
-		    e, &c, retry_after);
-		if (c.gone)
-			e = FIN_E_UNAUTHORIZED;
-		sodium_memzero(&c, sizeof(c));
+	if ((e = check_own_password(ctx, client, pr, password,
+	    "account_deletion", &c, retry_after)) != FIN_OK)
 		return e;
-	}
 	sodium_memzero(&c, sizeof(c));
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
