@@ -225,22 +225,21 @@ fi
 export SENTRY_DSN="http://publickey123@127.0.0.1:$port/43"
 if fin_workers_up "$dir" 1 "$dir"; then
 	login503
+	# The send gives up after 1 s (the old one after 2 s); the margin is
+	# for a slow machine, not a speed target.
 	took=$(ms "$B/health")
-	verify "a Sentry that never answers holds the worker about 1 s (/health after a 503: ${took} ms < 1500)" \
-		test "$took" -lt 1500
-	t0=$(date +%s%N)
+	verify "a Sentry that never answers holds the worker about 1 s (/health after a 503: ${took} ms < 1900)" \
+		test "$took" -lt 1900
 	for _ in 1 2 3 4; do
 		curl -s -o /dev/null --max-time 10 "$B/ready"
 	done
 	for _ in 1 2 3; do
 		login503
 	done
-	took=$(ms "$B/health")
-	total=$(( ($(date +%s%N) - t0) / 1000000 ))
-	verify "then 4 probes, 3 failing logins and /health take ${total} ms (< 1500; /health ${took} ms)" \
-		test "$total" -lt 1500
+	curl -s -o /dev/null "$B/health"	# the worker has sent what it sends
 	got=$(( $(events 43 /auth/login) + $(events 43 /ready) ))
-	verify "... and only the first report was tried ($got sent)" test "$got" = 1
+	verify "then 4 probes and 3 failing logins try no report: only the first was tried ($got)" \
+		test "$got" = 1
 else
 	not_ok "the workers start again with another SENTRY_DSN"
 fi
