@@ -193,6 +193,11 @@ start_master() {
 		fin_workers_up "$dir" "$1" "$dir"
 	) || return 1
 	master=$(cut -d' ' -f1 "$dir/run/master.pid")
+	# fin_workers_up returns once the workers are forked.  A worker that
+	# has not read the file yet would read the next one a check writes
+	# (an invalid one, say): wait until each has said it is ready (the
+	# files start_master is used with say LOG_LEVEL=info).
+	wait_for 30 ready_on_all
 }
 workers() { fin_children "$master" | paste -sd' '; }
 # replaced BEFORE N: N workers, none of them in BEFORE.
@@ -252,8 +257,10 @@ bg=()
 sleep 0.5
 got=$(wc -l <"$dir/bad-reload.txt")
 bad=$({ grep -vc '^200$' "$dir/bad-reload.txt" || true; })
-verify "SIGHUP with an invalid env file: /health 200 throughout ($got of 100 requests made, $bad not 200)" \
-    test "$got" = 100 -a "$bad" = 0
+# How many fit in the 15 s depends on the machine; what counts is that
+# every one of them, during the refused reload and after it, is a 200.
+verify "SIGHUP with an invalid env file: /health 200 throughout ($got requests made, $bad not 200)" \
+    test "$got" -ge 10 -a "$bad" = 0
 verify "... the same workers keep serving ($before -> $(workers))" \
     test "$(workers)" = "$before"
 verify "... the master logs why it refused the reload" \
