@@ -180,6 +180,28 @@ enum fin_err	 Fin_cache_lookup_reply(const redisReply *gen,
 		    struct fin_cache_entry *out) FIN_WUR;
 
 /* ------------------------------------------------------------------ */
+/* Lockout                                                             */
+/* ------------------------------------------------------------------ */
+
+/* One check of a user's password, as the lockout counted it. */
+struct fin_pwcheck {
+	char	 hash[FIN_PASSWORD_HASH_MAX];	/* the stored hash checked */
+	int64_t	 retry_after;	/* FIN_E_ACCOUNT_LOCKED: seconds left */
+	bool	 failed;	/* a wrong password, counted */
+	bool	 locked_now;	/* ... and it locked the account */
+	bool	 gone;		/* the account is deleted */
+	bool	 rehash;	/* right, but hashed with other limits */
+};
+/* One counted check of a password (its answers: lib/lockout.c); wipe *c. */
+enum fin_err	 Fin_pwcheck(struct fin_ctx *, const char *user_id,
+		    const char *password, struct fin_pwcheck *c) FIN_WUR;
+/* What a check that did not pass answers: audited, counted, Retry-After. */
+enum fin_err	 Fin_pwcheck_refused(struct fin_ctx *,
+		    const struct fin_client *, const char *user_id,
+		    const char *via, enum fin_err e, const struct fin_pwcheck *c,
+		    int64_t *retry_after) FIN_WUR;
+
+/* ------------------------------------------------------------------ */
 /* Time                                                                */
 /* ------------------------------------------------------------------ */
 

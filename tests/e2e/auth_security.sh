@@ -448,7 +448,7 @@ row=$(sql "SELECT failed_logins, locked_until IS NULL FROM users WHERE email = :
 verify "(i) and the account is neither counting nor locked afterwards (failed_logins|unlocked: $row)" \
     [ "$row" = "0|t" ]
 
-# A check in flight, held open by psql as lib/auth.c's workers hold theirs
+# A check in flight, held open by psql as lib/lockout.c's workers hold theirs
 # (its pid in login_inflight, a session advisory lock on it), after 4
 # failures: a login with the right password has no place, so it waits for
 # that check and is answered by what it came to -- a success (200), the
