@@ -130,7 +130,8 @@ trim(char *s)
  * or a malformed line, with the line number in why.
  */
 static bool
-envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
+envfile_read(const char *path, const char *shown, struct envfile *ef,
+    char *why, size_t whysz)
 {
 	FILE	*f;
 	char	 line[ENVFILE_LINE_MAX];
@@ -138,7 +139,7 @@ envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
 
 	f = fopen(path, "r");
 	if (f == NULL) {
-		snprintf(why, whysz, "could not open env file %s: %s", path,
+		snprintf(why, whysz, "could not open env file %s: %s", shown,
 		    strerror(errno));
 		return false;
 	}
@@ -148,7 +149,7 @@ envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			snprintf(why, whysz, "%s:%zu: line too long", path, lineno);
+			snprintf(why, whysz, "%s:%zu: line too long", shown, lineno);
 			goto fail;
 		}
 		s = trim(line);
@@ -158,7 +159,7 @@ envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
 			s = trim(s + 7);
 		eq = strchr(s, '=');
 		if (eq == NULL || eq == s) {
-			snprintf(why, whysz, "%s:%zu: expected NAME=value", path, lineno);
+			snprintf(why, whysz, "%s:%zu: expected NAME=value", shown, lineno);
 			goto fail;
 		}
 		*eq = '\0';
@@ -169,7 +170,7 @@ envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
 			v++;
 		}
 		if (ef->n == ENVFILE_ENTRIES_MAX) {
-			snprintf(why, whysz, "%s: more than %d settings", path,
+			snprintf(why, whysz, "%s: more than %d settings", shown,
 			    ENVFILE_ENTRIES_MAX);
 			goto fail;
 		}
@@ -178,7 +179,7 @@ envfile_read(const char *path, struct envfile *ef, char *why, size_t whysz)
 		if (ef->name[ef->n] == NULL || ef->value[ef->n] == NULL) {
 			free(ef->name[ef->n]);
 			free(ef->value[ef->n]);
-			snprintf(why, whysz, "out of memory reading %s", path);
+			snprintf(why, whysz, "out of memory reading %s", shown);
 			goto fail;
 		}
 		ef->n++;
@@ -265,22 +266,35 @@ apply(struct fin_config *c, const struct setting *s, const char *v,
 	return false;
 }
 
+const char *
+fin_config_env_path(void)
+{
+	const char	*path;
+
+	path = getenv("FINANCE_ENV_FILE");
+	if (path != NULL && path[0] != '\0')
+		return path;
+	return access(".env", R_OK) == 0 ? ".env" : NULL;
+}
+
 struct fin_config *
 fin_config_load(bool need_secrets, char *why, size_t whysz)
 {
+	const char	*path = fin_config_env_path();
+
+	return fin_config_load_from(path, path, need_secrets, why, whysz);
+}
+
+struct fin_config *
+fin_config_load_from(const char *path, const char *shown, bool need_secrets,
+    char *why, size_t whysz)
+{
 	struct fin_config *c;
 	struct envfile	 ef = { .n = 0 };
-	const char	*path;
 	size_t		 i;
 
-	path = getenv("FINANCE_ENV_FILE");
-	if (path != NULL && path[0] != '\0') {
-		if (!envfile_read(path, &ef, why, whysz))
-			goto fail_ef;
-	} else if (access(".env", R_OK) == 0) {
-		if (!envfile_read(".env", &ef, why, whysz))
-			goto fail_ef;
-	}
+	if (path != NULL && !envfile_read(path, shown, &ef, why, whysz))
+		goto fail_ef;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		snprintf(why, whysz, "out of memory");

@@ -130,6 +130,11 @@ struct fin_config {
  * returns NULL.  Free with fin_config_free().
  */
 struct fin_config *fin_config_load(bool need_secrets, char *why, size_t whysz);
+/* The env file fin_config_load() reads, or NULL when there is none. */
+const char	*fin_config_env_path(void);
+/* fin_config_load() with the env file at path (NULL: none), called shown. */
+struct fin_config *fin_config_load_from(const char *path, const char *shown,
+		    bool need_secrets, char *why, size_t whysz);
 void		 fin_config_free(struct fin_config *);
 /* Writes the configuration table as Markdown rows (name, default, meaning). */
 void		 fin_config_describe(FILE *);

@@ -14,6 +14,10 @@
  *                    socket always has a worker and no request fails.  An
  *                    invalid config, or a new worker that dies starting,
  *                    leaves the running workers in place.
+ *
+ * The env file is read by the master alone, at start and on SIGHUP, into
+ * a sealed copy in memory that every worker it starts reads instead (see
+ * config_take()).
  */
 #include "app.h"
 
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,6 +42,7 @@
 #define QUICK_DEATH_MS		1000	/* dying sooner than this grows the backoff */
 #define READY_SLACK_MS		5000	/* exec, config, libfcgi: beyond the connects */
 #define READY_POLL_MS		50
+#define ENV_COPY_MAX		(1024 * 1024)	/* past any env file config.c reads */
 
 struct slot {
 	pid_t	 pid;		/* 0: empty */
@@ -54,6 +60,8 @@ struct master {
 	bool		 stop_requested;	/* SIGTERM seen during a reload */
 	bool		 reload_requested;	/* SIGHUP seen during a reload */
 	struct fin_config *cfg;		/* the master's settings; a reload swaps it */
+	char		 env_named[PATH_MAX];	/* FINANCE_ENV_FILE as started; "": ./.env */
+	int		 env_fd;	/* the copy of it that cfg came from */
 };
 
 static void
@@ -373,11 +381,97 @@ await_ready(struct master *m, struct slot *s, int ready,
 }
 
 /*
+ * Copies the env file at path (NULL: none, an empty copy) into a sealed
+ * memfd that workers inherit.  Returns the fd, or -1 with why set.
+ */
+static int
+env_copy(const char *path, char *why, size_t whysz)
+{
+	char		 buf[8192];
+	ssize_t		 n;
+	size_t		 total = 0;
+	int		 in = -1, fd;
+
+	fd = memfd_create("finance-env", MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		snprintf(why, whysz, "could not copy the env file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (path != NULL && (in = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, whysz, "could not open env file %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	while (in >= 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (total += (size_t)n) > ENV_COPY_MAX ||
+		    write(fd, buf, (size_t)n) != n) {
+			snprintf(why, whysz, "could not copy env file %s: %s",
+			    path, n < 0 ? strerror(errno) : total > ENV_COPY_MAX ?
+			    "larger than 1 MiB" : "short write");
+			goto fail;
+		}
+	}
+	if (in >= 0)
+		close(in);
+	explicit_bzero(buf, sizeof(buf));
+	/* Nobody, not a worker either, can change it afterwards. */
+	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL);
+	return fd;
+fail:
+	if (in >= 0)
+		close(in);
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	return -1;
+}
+
+/*
+ * Reads the config, at start and for each reload: the env file the master
+ * was started with is copied, the config read from the copy, and when it
+ * is valid the copy becomes the one new workers read (FINANCE_ENV_FILE
+ * names it in /proc/self/fd, theirs by inheritance).  So a worker that is
+ * respawned runs with the config the master accepted, never with an edit
+ * no SIGHUP has applied yet -- an invalid file, or a rotated JWT_SECRET on
+ * one worker of N.  Returns NULL with why set when it is not valid.
+ */
+static struct fin_config *
+config_take(struct master *m, char *why, size_t whysz)
+{
+	struct fin_config *cfg;
+	const char	*path;
+	char		 copy[32];
+	int		 fd;
+
+	path = m->env_named[0] != '\0' ? m->env_named :
+	    access(".env", R_OK) == 0 ? ".env" : NULL;
+	if ((fd = env_copy(path, why, whysz)) < 0)
+		return NULL;
+	snprintf(copy, sizeof(copy), "/proc/self/fd/%d", fd);
+	cfg = fin_config_load_from(copy, path, true, why, whysz);
+	if (cfg != NULL && setenv("FINANCE_ENV_FILE", copy, 1) != 0) {
+		snprintf(why, whysz, "out of memory");
+		fin_config_free(cfg);
+		cfg = NULL;
+	}
+	if (cfg == NULL) {
+		close(fd);
+		return NULL;
+	}
+	if (m->env_fd >= 0)
+		close(m->env_fd);
+	m->env_fd = fd;
+	return cfg;
+}
+
+/*
  * Reads the config again for a reload.  An invalid one is refused with
  * the reason logged and nothing changes.  A valid one becomes the
  * master's own (shutdown timeout, Sentry, log level) before any worker
- * is replaced; the workers read the same environment and file when they
- * start.
+ * is replaced, and the workers started from now on read it too.
  */
 static bool
 reload_config(struct master *m)
@@ -385,7 +479,7 @@ reload_config(struct master *m)
 	struct fin_config *cfg;
 	char		 why[256];
 
-	cfg = fin_config_load(true, why, sizeof(why));
+	cfg = config_take(m, why, sizeof(why));
 	if (cfg == NULL) {
 		fin_log(FIN_LOG_ERROR, "reload_refused", "could not reload the "
 		    "config: %s; the workers keep running with the one they "
@@ -501,7 +595,12 @@ main(int argc, char *argv[])
 		}
 	}
 
-	cfg = fin_config_load(true, why, sizeof(why));
+	memset(&m, 0, sizeof(m));
+	m.env_fd = -1;
+	if (getenv("FINANCE_ENV_FILE") != NULL)
+		snprintf(m.env_named, sizeof(m.env_named), "%s",
+		    getenv("FINANCE_ENV_FILE"));
+	cfg = config_take(&m, why, sizeof(why));
 	if (cfg == NULL) {
 		fprintf(stderr, "finance-fcgi: %s\n", why);
 		return 1;
@@ -514,7 +613,6 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
-	memset(&m, 0, sizeof(m));
 	m.nworkers = workers > 0 ? (int)workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (m.nworkers < 1)
 		m.nworkers = 1;

@@ -10,8 +10,9 @@
 #   4. Reloads that change the env file, on a master of the test's own:
 #      an invalid file is refused (old workers keep serving), a valid one
 #      reaches every worker and the master's own SHUTDOWN_TIMEOUT, a
-#      second SIGHUP during a reload is not lost, and a SIGTERM during a
-#      reload stops at once.
+#      second SIGHUP during a reload is not lost, a SIGTERM during a
+#      reload stops at once, and a worker respawned between reloads runs
+#      with the config the master accepted, whatever the file says now.
 #   5. A streamed export caught by a signal while the worker is blocked
 #      writing it: SIGTERM lets it finish whole; a write that fails anyway
 #      cuts the client's connection rather than ending a short file.
@@ -305,6 +306,39 @@ wait "${bg[@]}" || true
 bg=()
 verify "the request in flight during both reloads got its 200" \
     test "$(cat "$dir/busy.code")" = 200
+
+# 4e. A worker that dies between reloads comes back with the config the
+# master accepted, not with the file as edited since without a SIGHUP:
+# neither a new setting (one worker of two on it) nor an invalid file.
+# respawned PID: two workers, PID not one of them, each one ready.
+respawned() {
+	local now
+	now=$(workers)
+	[ "$(wc -w <<<"$now")" = 2 ] && [[ " $now " != *" $1 "* ]] && ready_on_all
+}
+write_env 500007 info 30
+victim=$(workers | cut -d' ' -f1)
+kill -KILL "$victim"
+if wait_for 15 respawned "$victim"; then
+	seen=$(limits 2)
+	verify "a worker killed after an unapplied edit of the env file comes back with the accepted config ($seen)" \
+	    test "$seen" = "200 500004 x2"
+else
+	not_ok "a worker killed after an unapplied edit of the env file comes back" \
+	    "killed: $victim" "now: $(workers)"
+fi
+write_env 500008 info 30 short
+victim=$(workers | cut -d' ' -f1)
+kill -KILL "$victim"
+if wait_for 15 respawned "$victim"; then
+	seen=$(limits 2)
+	verify "... and after an invalid edit, comes back and serves with it too ($seen)" \
+	    test "$seen" = "200 500004 x2"
+else
+	not_ok "... and after an invalid edit, comes back" \
+	    "killed: $victim" "now: $(workers)" \
+	    "$(grep '"event":"config_invalid"' "$FIN_LOG" | tail -n 1)"
+fi
 
 # 4b. The master takes SHUTDOWN_TIMEOUT from a reload too: with 1 s, a
 # SIGTERM does not wait for an 8 s request.

@@ -142,6 +142,12 @@ START_TEST(test_config_env_file)
 	fclose(f);
 	ck_assert_ptr_null(fin_config_load(true, why, sizeof(why)));
 	ck_assert(strstr(why, ":1:") != NULL);
+	/* A copy (the master's) is read, its original named in the reason. */
+	ck_assert_ptr_null(fin_config_load_from(path, "/etc/finance/finance.env",
+	    true, why, sizeof(why)));
+	ck_assert_msg(strncmp(why, "/etc/finance/finance.env:1: ", 28) == 0,
+	    "%s", why);
+	ck_assert_str_eq(fin_config_env_path(), path);
 	unlink(path);
 	setenv("FINANCE_ENV_FILE", "/nonexistent/finance.env", 1);
 	ck_assert_ptr_null(fin_config_load(true, why, sizeof(why)));
