@@ -5,8 +5,10 @@
  * The codes are those of Debian's iso-codes 4.15 (iso_4217.json), less
  * precious metals, funds-transfer and testing codes (XAU, XDR, XTS, XXX,
  * ...), less the codes withdrawn since (HRK 2023, CUC 2021, SLL 2024, ZWL
- * 2024), plus ZWG (2024).  Minor units follow the ISO 4217 list: every
- * code not named below has 2.  Sorted, for bsearch.
+ * 2024), plus ZWG (2024) and XCG (Curaçao and Sint Maarten, in circulation
+ * since 31 March 2025: ANG's successor, too new for iso-codes 4.15).
+ * Minor units follow the ISO 4217 list: every code not named below has 2.
+ * Sorted, for bsearch.
  */
 #include "setup.h"
 
@@ -180,6 +182,7 @@ static const struct currency currencies[] = {
 	{ "WST", 2 },	/* Tala */
 	{ "XAF", 0 },	/* CFA Franc BEAC */
 	{ "XCD", 2 },	/* East Caribbean Dollar */
+	{ "XCG", 2 },	/* Caribbean Guilder */
 	{ "XOF", 0 },	/* CFA Franc BCEAO */
 	{ "XPF", 0 },	/* CFP Franc */
 	{ "YER", 2 },	/* Yemeni Rial */

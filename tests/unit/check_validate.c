@@ -220,6 +220,9 @@ START_TEST(test_validate_dates)
 	ck_assert_int_eq(fin_currency_minor_units("JPY"), 0);
 	ck_assert_int_eq(fin_currency_minor_units("BHD"), 3);
 	ck_assert_int_eq(fin_currency_minor_units("CLF"), 4);
+	/* Newer than the iso-codes list the table started from. */
+	ck_assert_int_eq(fin_currency_minor_units("ZWG"), 2);
+	ck_assert_int_eq(fin_currency_minor_units("XCG"), 2);
 	ck_assert_int_eq(fin_currency_minor_units("eur"), -1);
 	ck_assert_int_eq(fin_currency_minor_units("HRK"), -1);
 	ck_assert_int_eq(fin_currency_minor_units("EURO"), -1);
