@@ -51,7 +51,8 @@ h_txn_create(struct request *req)
 	if (req->idempotency_key != NULL) {
 		if (!fin_idempotency_key_valid(req->idempotency_key))
 			return field_error(req, "Idempotency-Key",
-			    "must be 1 to 255 printable ASCII characters");
+			    "must be 1 to 255 printable ASCII characters, "
+			    "without spaces");
 		idem.key = req->idempotency_key;
 		idem.request = (const unsigned char *)req->body;
 		idem.request_len = req->body_len;
