@@ -26,6 +26,16 @@ static const struct fin_stmt stmt_user_for_login = {
 	"  THEN ceil(extract(epoch FROM locked_until - now()))::bigint"
 	"  ELSE 0 END"
 	" FROM users WHERE email = $1", 1 };
+/*
+ * Holds the user row, as it was when the password was checked, until the
+ * new session commits: a password change or a deletion that commits
+ * meanwhile would not see the session it has to revoke.  Not FOR SHARE:
+ * two logins that both rehash would deadlock upgrading it.
+ */
+static const struct fin_stmt stmt_user_login_hold = {
+	"user_login_hold",
+	"SELECT 1 FROM users WHERE id = $1 AND password_hash = $2"
+	" AND deleted_at IS NULL FOR NO KEY UPDATE", 2 };
 /* A hash made with older limits, replaced only if it is still the one. */
 static const struct fin_stmt stmt_user_rehash = {
 	"user_rehash",
@@ -166,7 +176,7 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 	struct fin_pwcheck	 c;
 	PGresult	*res;
 	enum fin_err	 e;
-	bool		 ok = false, rehash = false, deleted;
+	bool		 ok = false, rehash = false, deleted, held;
 	int64_t		 lock_left = 0;
 
 	*retry_after = 0;
@@ -226,6 +236,19 @@ fin_auth_login(struct fin_ctx *ctx, const struct fin_client *client,
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		goto out;
 	p[0] = user->id;
+	p[1] = c.hash;
+	if ((e = Fin_db_exec(ctx, &stmt_user_login_hold, p, &res)) != FIN_OK) {
+		fin_db_rollback(ctx);
+		goto out;
+	}
+	held = PQntuples(res) == 1;
+	PQclear(res);
+	if (!held) {
+		/* Changed or deleted since the check: it no longer holds. */
+		fin_db_rollback(ctx);
+		e = FIN_E_INVALID_CREDENTIALS;
+		goto out;
+	}
 	p[1] = newhash;
 	p[2] = c.hash;
 	if ((rehash && (e = run(ctx, &stmt_user_rehash, p)) != FIN_OK) ||

@@ -30,6 +30,13 @@
 #   (j) a wrong password on POST /auth/password or DELETE /auth/me counts
 #       toward the lockout like a failed login (audited as login_failure);
 #       locked, they answer 423 with Retry-After; the right one resets
+#   (k) a login with the old password that commits just after a password
+#       change checked it does not outlive the change: its session is
+#       revoked with the others (a lock on audit_events holds the login
+#       between its check and its commit while the change runs)
+#   (l) with Redis down, revoking many sessions waits for Redis once, not
+#       once per session (the worker and the SQL transaction are held
+#       meanwhile), and the revoked sessions are 401
 #
 # The stack gets LOCKOUT_SECONDS=15 (AUTH_LOCKOUT_SECONDS overrides) so
 # that (c) waits seconds, not 30 minutes, rate limits high enough not to
@@ -835,6 +842,100 @@ ep=$(printf '%s' "$expired" | b64u_enc)
 forged "HS256 with the right key but exp two minutes ago" "$jh.$ep.$(hmac_b64u sha256 "$JWT_SECRET" "$jh.$ep")"
 get_as "$real" /auth/me
 check "(h) after all that the real token still answers 200" [ "$code" = 200 ]
+
+# ---------------------- (k) a login racing a password change is revoked
+
+# The attacker knows the old password and logs in while the owner changes
+# it.  PostgreSQL is made to hold the login between its password check and
+# its commit: a lock on audit_events stops its last INSERT, and the
+# password change, run meanwhile, stops at its own audit INSERT after it
+# revoked the sessions it could see.  A login that committed after that
+# must not hold a session the change did not revoke.
+email=pwrace-$tag@example.com
+pw="pw-k-$tag correct horse"
+npw="pw-k-$tag new battery staple"
+secret "$npw"
+signup "$email" "$pw" || true
+login "$email" "$pw"
+owner_at=$at
+printf '%s\n' "BEGIN; LOCK TABLE audit_events IN SHARE MODE;" \
+    "SELECT pg_sleep(4); COMMIT;" |
+    "$psql_bin" "$DATABASE_URL" -X -q -t -A >/dev/null 2>"$dir/pwrace.err" &
+locker=$!
+bg+=("$locker")
+sleep 0.5
+curl -s -o "$dir/pwrace.login" -w '%{http_code}' --max-time 20 -X POST \
+    -H 'Content-Type: application/json' \
+    --data-binary "{\"email\": \"$email\", \"password\": \"$pw\"}" \
+    "$FIN_BASE_URL/api/v1/auth/login" >"$dir/pwrace.login.code" 2>/dev/null &
+bg+=($!)
+sleep 1.5
+post /auth/password "{\"current_password\": \"$pw\", \"new_password\": \"$npw\"}" \
+    -H "Authorization: Bearer $owner_at"
+change=$code
+for p in "${bg[@]}"; do
+	fin_wait_gone "$p" 30 || true
+done
+bg=()
+harvest "$dir/pwrace.login"
+lcode=$(cat "$dir/pwrace.login.code" 2>/dev/null || echo 000)
+race_at=$(jget access_token "$dir/pwrace.login")
+race_rt=$(jget refresh_token "$dir/pwrace.login")
+get_as "$owner_at" /auth/me
+owner=$code
+after=
+if [ "$lcode" = 200 ]; then
+	get_as "$race_at" /auth/me
+	after="me $code"
+	post /auth/refresh "{\"refresh_token\": \"$race_rt\"}"
+	after+=", refresh $code"
+fi
+verify "(k) a login with the old password racing POST /auth/password (change $change, login $lcode${after:+, then its tokens: $after}): no session of it survives; the changer's own works ($owner)" \
+    eval '[ "$change" = 204 ] && [ "$owner" = 200 ] &&
+	{ [ "$lcode" = 401 ] || [ "$after" = "me 401, refresh 401" ]; }'
+row=$(sql "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE u.email = :'e' AND s.revoked_at IS NULL" "e=$email")
+verify "(k) PostgreSQL holds exactly one live session, the changer's (got $row)" \
+    [ "$row" = 1 ]
+[ ! -s "$dir/pwrace.err" ] || sed 's/^/#   psql: /' "$dir/pwrace.err" | head -n 3
+
+# ------------- (l) many sessions revoked with Redis down: one patience
+
+email=manyrev-$tag@example.com
+pw="pw-l-$tag correct horse"
+signup "$email" "$pw" || true
+others=()
+for i in 1 2 3 4 5 6; do
+	login "$email" "$pw"
+	others+=("$at")
+done
+login "$email" "$pw"
+keep_at=$at
+bash "$stack" redis-stop "$dir"
+start=$(date +%s%N)
+req DELETE /sessions -H "Authorization: Bearer $keep_at"
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+# lib/sessions.c waits UNMIRROR_PATIENCE_MS (2 s) for Redis; per session
+# that would be 12 s here.
+check "(l) Redis down: DELETE /sessions revoking 6 sessions answers 204 within 5 s (${took} ms)" \
+    eval '[ "$code" = 204 ] && [ "$took" -lt 5000 ]'
+stale=
+for t in "${others[@]}"; do
+	get_as "$t" /auth/me
+	[ "$code" = 401 ] || stale+=" $code"
+done
+get_as "$keep_at" /auth/me
+check "(l) Redis down: the 6 revoked sessions are 401${stale:+ (got:$stale)}, the current one 200" \
+    eval '[ -z "$stale" ] && [ "$code" = 200 ]'
+bash "$stack" redis-start "$dir"
+wait_for 30 status_is 200 /ready || true
+stale=
+for t in "${others[@]}"; do
+	get_as "$t" /auth/me
+	[ "$code" = 401 ] || stale+=" $code"
+done
+verify "(l) Redis back: the 6 revoked sessions are still 401${stale:+ (got:$stale)}" \
+    [ -z "$stale" ]
 
 # ------------------------------------------------ (g) no secret in logs
 
