@@ -197,15 +197,14 @@ tombstone(struct fin_ctx *ctx, const char *session_id)
  * Replaces a session's "alive" entry with a tombstone that outlives any
  * entry: a request that read PostgreSQL just before the revocation cannot
  * write "alive" back over it (mirror entries are only ever added with NX).
- * A Redis that stalls gets UNMIRROR_PATIENCE_MS of retries (the revoking
- * request waits, nobody else); if it still fails the session id is kept
- * and written at this worker's next contact with Redis.  A Redis that was
+ * A Redis that stalls gets retries until deadline (the revoking request
+ * waits, nobody else); if it still fails the session id is kept and
+ * written at this worker's next contact with Redis.  A Redis that was
  * restarted meanwhile has a new run_id, and with it an empty mirror.
  */
-void
-Fin_session_unmirror(struct fin_ctx *ctx, const char *session_id)
+static void
+unmirror_until(struct fin_ctx *ctx, const char *session_id, int64_t deadline)
 {
-	int64_t		 deadline = fin_now_ms() + UNMIRROR_PATIENCE_MS;
 	struct timespec	 pause = { 0, 100 * 1000000L };
 
 	for (;;) {
@@ -225,6 +224,12 @@ Fin_session_unmirror(struct fin_ctx *ctx, const char *session_id)
 }
 
 void
+Fin_session_unmirror(struct fin_ctx *ctx, const char *session_id)
+{
+	unmirror_until(ctx, session_id, fin_now_ms() + UNMIRROR_PATIENCE_MS);
+}
+
+void
 Fin_session_unmirror_pending(struct fin_ctx *ctx)
 {
 	while (ctx->npending_unmirror > 0 &&
@@ -235,10 +240,16 @@ Fin_session_unmirror_pending(struct fin_ctx *ctx)
 static void
 unmirror_rows(struct fin_ctx *ctx, PGresult *res)
 {
+	int64_t	 deadline = fin_now_ms() + UNMIRROR_PATIENCE_MS;
 	int	 i;
 
+	/*
+	 * One patience for them all: with Redis down, a user with many
+	 * sessions would otherwise hold the worker, and the SQL transaction
+	 * with its row locks, for UNMIRROR_PATIENCE_MS per session.
+	 */
 	for (i = 0; i < PQntuples(res); i++)
-		Fin_session_unmirror(ctx, PQgetvalue(res, i, 0));
+		unmirror_until(ctx, PQgetvalue(res, i, 0), deadline);
 }
 
 enum fin_err
