@@ -132,6 +132,32 @@ check "a body over 1 MiB gets a JSON 413 and a UUID v4 request id" \
     eval '[ "$code" = 413 ] && body_has "\"code\": *\"PAYLOAD_TOO_LARGE\"" && header Content-Type | grep -q "^application/json" && header X-Request-Id | grep -Eq "$uuid4"'
 rm -f "$dir/big.json"
 
+# A body under 1 MiB of tiny values ("{}," 350,000 times) is refused
+# before json-c builds them: each was an object of its own, 280 MB in
+# every worker that took one, and glibc kept them after the request.
+# rss_max: the largest VmRSS of the workers, in kB.
+rss_max() {
+	local p kb max=0
+	for p in $(workers); do
+		kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+		[ "${kb:-0}" -gt "$max" ] && max=$kb
+	done
+	echo "$max"
+}
+python3 -c 'import sys; n = (1 << 20) // 3 - 10; sys.stdout.write("{\"email\": [" + ",".join(["{}"] * n) + "]}")' >"$dir/tiny.json"
+rss_before=$(rss_max)
+u=$FIN_BASE_URL/api/v1/auth/login
+tiny_codes=$(for i in 1 2; do curl -s --no-progress-meter --max-time 20 -Z \
+    --parallel-immediate -w '%{http_code}\n' -X POST \
+    -H 'Content-Type: application/json' --data-binary @"$dir/tiny.json" \
+    -o /dev/null "$u" -o /dev/null "$u"; done | sort | uniq -c | tr -s ' \n' ' ')
+rss_after=$(rss_max)
+check "a body of 350,000 empty objects gets 400 ($tiny_codes)" \
+    [ "$tiny_codes" = " 4 400 " ]
+check "... and no worker grows by 64 MB for it (largest RSS ${rss_before} kB -> ${rss_after} kB)" \
+    [ $((rss_after - rss_before)) -lt 65536 ]
+rm -f "$dir/tiny.json"
+
 req /metrics
 check "GET /metrics from loopback reaches the workers (200)" [ "$code" = 200 ]
 

@@ -1,6 +1,7 @@
 /*
  * Strict request bodies: what json-c would accept and the API must not.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -106,6 +107,54 @@ START_TEST(test_json_depth_capped)
 }
 END_TEST
 
+/* {"a":[<n> copies of item, comma-separated]}, malloc'ed. */
+static char *
+repeated(const char *item, size_t n)
+{
+	size_t	 i, len = strlen(item), at = 6;
+	char	*s;
+
+	s = malloc(6 + n * (len + 1) + 3);
+	ck_assert_ptr_nonnull(s);
+	memcpy(s, "{\"a\":[", 6);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			s[at++] = ',';
+		memcpy(s + at, item, len);
+		at += len;
+	}
+	memcpy(s + at, "]}", 3);
+	return s;
+}
+
+/*
+ * A body of many small values (each its own allocation in json-c) is
+ * refused before json-c builds them: a 1 MiB body of "{}," cost a worker
+ * 280 MB, kept after the request.  Commas in strings do not count.
+ */
+START_TEST(test_json_values_capped)
+{
+	char	*s;
+
+	s = repeated("{}", 500);
+	ck_assert_int_eq(parse(s), FIN_OK);
+	free(s);
+	s = repeated("\",,,,,,,,\"", 500);
+	ck_assert_int_eq(parse(s), FIN_OK);
+	free(s);
+	s = repeated("{}", 5000);
+	ck_assert_int_eq(parse(s), FIN_E_INVALID_JSON);
+	free(s);
+	s = repeated("1", 5000);
+	ck_assert_int_eq(parse(s), FIN_E_INVALID_JSON);
+	free(s);
+	s = repeated("[]", (1 << 20) / 3);
+	ck_assert_int_eq(parse(s), FIN_E_INVALID_JSON);
+	free(s);
+	ck_assert_int_eq(parse("{\"a\":\",,,,,,,,,,,,,,,,,,,,{{{{{{[[[[[[[\"}"), FIN_OK);
+}
+END_TEST
+
 static Suite *
 json_suite(void)
 {
@@ -118,6 +167,7 @@ json_suite(void)
 	tcase_add_test(errors, test_json_refuses_non_objects);
 	tcase_add_test(errors, test_json_refuses_duplicate_keys);
 	tcase_add_test(errors, test_json_depth_capped);
+	tcase_add_test(errors, test_json_values_capped);
 	suite_add_tcase(s, core);
 	suite_add_tcase(s, errors);
 	return s;
