@@ -284,9 +284,12 @@ Fin_db_unique_violation(const struct fin_ctx *ctx)
 	return strcmp(ctx->last_sqlstate, "23505") == 0;
 }
 
-/* Plain SQL, used only for BEGIN/COMMIT/ROLLBACK and migrations. */
+/*
+ * Plain SQL, used only for BEGIN/COMMIT/ROLLBACK and migrations.  tag, when
+ * not NULL, is the command tag success must answer with.
+ */
 static enum fin_err
-simple(struct fin_ctx *ctx, const char *sql)
+simple(struct fin_ctx *ctx, const char *sql, const char *tag)
 {
 	PGresult	*res;
 	ExecStatusType	 st;
@@ -295,6 +298,17 @@ simple(struct fin_ctx *ctx, const char *sql)
 		return FIN_E_SERVICE_UNAVAILABLE;
 	res = PQexec(ctx->pg, sql);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if ((st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) && tag != NULL &&
+	    strcmp(PQcmdStatus(res), tag) != 0) {
+		/*
+		 * COMMIT of a transaction an earlier statement aborted is no
+		 * error to PostgreSQL: it rolls back and answers "ROLLBACK".
+		 */
+		fin_log(FIN_LOG_ERROR, "db_error", "could not run sql: %s "
+		    "answered %s", sql, PQcmdStatus(res));
+		PQclear(res);
+		return FIN_E_INTERNAL_ERROR;
+	}
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		PQclear(res);
 		return FIN_OK;
@@ -319,7 +333,7 @@ Fin_db_exec_script(struct fin_ctx *ctx, const char *sql)
 {
 	if (connection_lost(ctx) && Fin_db_connect(ctx) != FIN_OK)
 		return FIN_E_SERVICE_UNAVAILABLE;
-	return simple(ctx, sql);
+	return simple(ctx, sql, NULL);
 }
 
 enum fin_err
@@ -335,11 +349,11 @@ fin_db_begin(struct fin_ctx *ctx)
 	/* BEGIN is where a dead connection is noticed and reopened. */
 	if (connection_lost(ctx) && Fin_db_connect(ctx) != FIN_OK)
 		return FIN_E_SERVICE_UNAVAILABLE;
-	e = simple(ctx, "BEGIN");
+	e = simple(ctx, "BEGIN", NULL);
 	if (e != FIN_OK && connection_lost(ctx)) {
 		if (Fin_db_connect(ctx) != FIN_OK)
 			return FIN_E_SERVICE_UNAVAILABLE;
-		e = simple(ctx, "BEGIN");
+		e = simple(ctx, "BEGIN", NULL);
 	}
 	if (e == FIN_OK)
 		ctx->in_sql_txn = true;
@@ -353,10 +367,10 @@ fin_db_commit(struct fin_ctx *ctx)
 
 	if (!ctx->in_sql_txn)
 		return FIN_E_INTERNAL_ERROR;
-	e = simple(ctx, "COMMIT");
+	e = simple(ctx, "COMMIT", "COMMIT");
 	ctx->in_sql_txn = false;
 	if (e != FIN_OK && !connection_lost(ctx))
-		(void)simple(ctx, "ROLLBACK");
+		(void)simple(ctx, "ROLLBACK", NULL);
 	return e;
 }
 
@@ -367,7 +381,7 @@ fin_db_rollback(struct fin_ctx *ctx)
 		return;
 	ctx->in_sql_txn = false;
 	if (!connection_lost(ctx))
-		(void)simple(ctx, "ROLLBACK");
+		(void)simple(ctx, "ROLLBACK", NULL);
 }
 
 enum fin_err

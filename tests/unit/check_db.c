@@ -27,6 +27,10 @@ static const struct fin_stmt stmt_tmp_insert = {
 	"test_tmp_insert", "INSERT INTO test_unique (k) VALUES ($1)", 1 };
 static const struct fin_stmt stmt_tmp_count = {
 	"test_tmp_count", "SELECT count(*)::text FROM test_unique", 0 };
+static const struct fin_stmt stmt_aborted_insert = {
+	"test_aborted_insert", "INSERT INTO test_aborted (k) VALUES ($1)", 1 };
+static const struct fin_stmt stmt_aborted_count = {
+	"test_aborted_count", "SELECT count(*)::text FROM test_aborted", 0 };
 
 static struct fin_config *cfg;
 
@@ -147,6 +151,42 @@ START_TEST(test_db_unique_violation_and_rollback)
 	ck_assert_int_eq(fin_db_commit(ctx), FIN_OK);
 	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_tmp_count, NULL, &res), FIN_OK);
 	ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
+	PQclear(res);
+	fin_ctx_free(ctx);
+}
+END_TEST
+
+/*
+ * A transaction an error aborted cannot commit: PostgreSQL answers its
+ * COMMIT with "ROLLBACK" and no error, which must not read as committed.
+ * The connection is left out of any transaction.
+ */
+START_TEST(test_db_commit_of_aborted_transaction_fails)
+{
+	struct fin_ctx	*ctx = fin_ctx_new(cfg);
+	const char	*p[1] = { "a1" };
+	PGresult	*res;
+
+	ck_assert_int_eq(Fin_db_exec_script(ctx,
+	    "DROP TABLE IF EXISTS test_aborted; "
+	    "CREATE TABLE test_aborted (k text PRIMARY KEY)"), FIN_OK);
+	ck_assert_int_eq(fin_db_begin(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_aborted_insert, p, &res), FIN_OK);
+	PQclear(res);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_aborted_insert, p, &res),
+	    FIN_E_INTERNAL_ERROR);
+	ck_assert_int_ne(fin_db_commit(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_aborted_count, NULL, &res),
+	    FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "0");
+	PQclear(res);
+	ck_assert_int_eq(fin_db_begin(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_aborted_insert, p, &res), FIN_OK);
+	PQclear(res);
+	ck_assert_int_eq(fin_db_commit(ctx), FIN_OK);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_aborted_count, NULL, &res),
+	    FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "1");
 	PQclear(res);
 	fin_ctx_free(ctx);
 }
@@ -325,6 +365,7 @@ db_suite(void)
 	tcase_add_test(core, test_db_parameters_are_data);
 	tcase_add_test(core, test_db_timestamps_in_api_form);
 	tcase_add_test(core, test_db_unique_violation_and_rollback);
+	tcase_add_test(core, test_db_commit_of_aborted_transaction_fails);
 	tcase_add_test(core, test_db_migrate_concurrent_and_idempotent);
 	tcase_add_test(errors, test_db_reconnects_after_backend_killed);
 	tcase_add_test(errors, test_db_exec_once_is_not_resent);
