@@ -22,7 +22,18 @@
 
 #include "internal.h"
 
-#define CACHE_TTL	"60"	/* seconds: bounds staleness if a bump is lost */
+#define CACHE_TTL_S	60	/* seconds: bounds staleness if a bump is lost */
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
+#define CACHE_TTL	STR(CACHE_TTL_S)
+
+_Static_assert(CACHE_TTL_S * 1000 <= FIN_HEARD_TTL_MS,
+    "a stale cache is announced for as long as its pages can live");
+
+/* A write whose bump Redis did not take, for every worker to hear. */
+static const struct fin_stmt stmt_stale_announce = {
+	"cache_stale_announce",
+	"SELECT pg_notify('fin_cache_stale', $1)", 1 };
 
 static void
 query_digest(const char *kind, const char *query, char out[65])
@@ -178,6 +189,10 @@ fin_cache_get(struct fin_ctx *ctx, struct fin_arena *a, const char *user_id,
 	/* Connect first: the keys need the run_id of this Redis process. */
 	if (!Fin_redis_available(ctx))
 		return FIN_E_SERVICE_UNAVAILABLE;
+	/* Announced stale: neither read nor replaced (out stays unusable). */
+	(void)Fin_db_announcements(ctx);
+	if (!Fin_cache_trusted(ctx, user_id))
+		return FIN_E_NOT_FOUND;
 	Fin_cache_lookup_cmd(ctx, user_id, kind, query, &c, out);
 	argv[0] = c.gen;
 	argv[1] = c.page;
@@ -230,26 +245,59 @@ fin_cache_put(struct fin_ctx *ctx, const char *user_id,
 	free(value);
 }
 
+/*
+ * A write whose bump Redis did not take (down, stalled, refusing writes
+ * while it still serves reads) would leave the old pages to every worker
+ * for up to CACHE_TTL seconds, the writer's own next read included: then
+ * PostgreSQL tells every worker not to read this user's pages in that
+ * Redis (its run_id, the last one seen) until they have all expired
+ * (Fin_cache_trusted).  A Redis restarted meanwhile holds none of them.
+ */
 void
 fin_cache_invalidate(struct fin_ctx *ctx, const char *user_id)
 {
 	char		 key[FIN_CACHE_KEY_MAX];
-	const char	*argv[2];
-	redisReply	*r;
+	char		 stale[FIN_HEARD_ID_MAX];
+	const char	*argv[2], *p[1] = { stale };
+	redisReply	*r = NULL;
+	PGresult	*res;
+	bool		 bumped = false;
 
-	if (!Fin_redis_available(ctx)) {
-		fin_log(FIN_LOG_WARN, "cache_invalidate_failed", "could not bump "
-		    "the cache generation of user %s: entries expire in %s s",
-		    user_id, CACHE_TTL);
-		return;
+	if (Fin_redis_available(ctx)) {
+		snprintf(key, sizeof(key), "fin:gen:%s:%s", ctx->redis_run_id,
+		    user_id);
+		argv[0] = "INCR";
+		argv[1] = key;
+		if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK) {
+			bumped = r->type == REDIS_REPLY_INTEGER;
+			freeReplyObject(r);
+		}
 	}
-	snprintf(key, sizeof(key), "fin:gen:%s:%s", ctx->redis_run_id, user_id);
-	argv[0] = "INCR";
-	argv[1] = key;
-	if (Fin_redis_command(ctx, &r, 2, argv, NULL) == FIN_OK)
-		freeReplyObject(r);
-	else
+	if (bumped)
+		return;
+	snprintf(stale, sizeof(stale), "%s %s", user_id,
+	    ctx->redis_run_id[0] != '\0' ? ctx->redis_run_id :
+	    ctx->redis_last_run_id);
+	Fin_heard_add(&ctx->stale_caches, stale, fin_now_ms());
+	if (Fin_db_exec(ctx, &stmt_stale_announce, p, &res) == FIN_OK) {
+		PQclear(res);
 		fin_log(FIN_LOG_WARN, "cache_invalidate_failed", "could not bump "
-		    "the cache generation of user %s: entries expire in %s s",
-		    user_id, CACHE_TTL);
+		    "the cache generation of user %s: every worker reads its "
+		    "pages from PostgreSQL for %s s", user_id, CACHE_TTL);
+	} else
+		fin_log(FIN_LOG_ERROR, "cache_invalidate_failed", "could not bump "
+		    "the cache generation of user %s nor announce it: its "
+		    "pages may be stale for up to %s s", user_id, CACHE_TTL);
+}
+
+bool
+Fin_cache_trusted(const struct fin_ctx *ctx, const char *user_id)
+{
+	char		 here[FIN_HEARD_ID_MAX], unknown[FIN_HEARD_ID_MAX];
+	int64_t		 now = fin_now_ms();
+
+	snprintf(here, sizeof(here), "%s %s", user_id, ctx->redis_run_id);
+	snprintf(unknown, sizeof(unknown), "%s ", user_id);
+	return !Fin_heard_lately(&ctx->stale_caches, here, now) &&
+	    !Fin_heard_lately(&ctx->stale_caches, unknown, now);
 }

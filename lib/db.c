@@ -84,11 +84,13 @@ Fin_db_connect(struct fin_ctx *ctx)
 	 * Dates and timestamps are read as PostgreSQL writes them in UTC and
 	 * ISO form (Fin_db_ts_api), which costs it far less than to_char().
 	 * Set after the start-up: PGTZ or PGDATESTYLE would override options.
-	 * Revocations are announced on a channel (db/migrations/0002).
+	 * Revocations are announced on a channel (db/migrations/0002), and
+	 * so are caches a write could not invalidate (lib/cache.c).
 	 */
 	if (ctx->pg != NULL && PQstatus(ctx->pg) == CONNECTION_OK)
 		res = PQexec(ctx->pg, "SET TimeZone = 'UTC'; "
-		    "SET DateStyle = 'ISO, YMD'; LISTEN fin_session_revoked");
+		    "SET DateStyle = 'ISO, YMD'; LISTEN fin_session_revoked; "
+		    "LISTEN fin_cache_stale");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* libpq's message names host and reason, never the password. */
 		char	 msg[256];
@@ -109,6 +111,56 @@ Fin_db_connect(struct fin_ctx *ctx)
 	PQclear(res);
 	ctx->pg_listening_ms = fin_now_ms();
 	return FIN_OK;
+}
+
+bool
+Fin_db_announcements(struct fin_ctx *ctx)
+{
+	int64_t		 now = fin_now_ms();
+	PGnotify	*n;
+
+	if (ctx->pg == NULL || ctx->pg_listening_ms == 0)
+		return false;
+	/* A connection that failed here is made again, listening anew. */
+	if (!PQconsumeInput(ctx->pg))
+		return false;
+	while ((n = PQnotifies(ctx->pg)) != NULL) {
+		Fin_heard_add(strcmp(n->relname, "fin_cache_stale") == 0 ?
+		    &ctx->stale_caches : &ctx->revoked, n->extra, now);
+		PQfreemem(n);
+	}
+	return true;
+}
+
+void
+Fin_heard_add(struct fin_heard *h, const char *id, int64_t now)
+{
+	size_t	 slot = h->next++ % FIN_HEARD_MAX;
+
+	/* Overwriting one still in its time: some id may be forgotten. */
+	if (h->ms[slot] != 0 && now - h->ms[slot] < FIN_HEARD_TTL_MS)
+		h->distrust_until_ms = now + FIN_HEARD_TTL_MS;
+	snprintf(h->id[slot], sizeof(h->id[slot]), "%s", id);
+	h->ms[slot] = now;
+}
+
+bool
+Fin_heard_lately(const struct fin_heard *h, const char *id, int64_t now)
+{
+	size_t	 i, used;
+
+	if (now < h->distrust_until_ms)
+		return true;
+	/* Usually none was heard for a whole TTL: nothing to look through. */
+	if (h->next == 0 ||
+	    now - h->ms[(h->next - 1) % FIN_HEARD_MAX] >= FIN_HEARD_TTL_MS)
+		return false;
+	used = h->next < FIN_HEARD_MAX ? h->next : FIN_HEARD_MAX;
+	for (i = 0; i < used; i++)
+		if (now - h->ms[i] < FIN_HEARD_TTL_MS &&
+		    strcmp(h->id[i], id) == 0)
+			return true;
+	return false;
 }
 
 static bool

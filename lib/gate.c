@@ -241,7 +241,7 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 	struct fin_jwt_claims c;
 	bool		 token_ok = false, alive = false, touch = false;
 	bool		 mirrored = false;	/* Redis holds "alive" */
-	bool		 redis_ok, up;
+	bool		 redis_ok, up, heard;
 	size_t		 n = 0, i;
 	/* Where each command sits in the pipeline, or -1. */
 	int		 lim = -1, mirror = -1, touched = -1, gen = -1, page = -1;
@@ -331,6 +331,8 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		fin_log(FIN_LOG_WARN, "ratelimit_fail_open",
 		    "could not check rate limits: redis unavailable");
 	}
+	/* Before anything from Redis is believed: what PostgreSQL said. */
+	heard = redis_ok && mirror >= 0 && Fin_db_announcements(ctx);
 	if (redis_ok && mirror >= 0) {
 		alive = rep[mirror] != NULL &&
 		    rep[mirror]->type == REDIS_REPLY_STRING &&
@@ -340,13 +342,15 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		touch = rep[touched] != NULL &&
 		    rep[touched]->type == REDIS_REPLY_STATUS;
 		mirrored = alive;
-		if (alive && !Fin_session_mirror_trusted(ctx,
-		    out->principal.session_id))
+		if (alive && (!heard || !Fin_session_mirror_trusted(ctx,
+		    out->principal.session_id)))
 			alive = false;
 	}
-	if (redis_ok && gen >= 0 && Fin_cache_lookup_reply(rep[gen],
-	    page >= 0 ? rep[page] : NULL, in->arena, &out->cache) ==
-	    FIN_E_SERVICE_UNAVAILABLE)
+	/* A page announced stale is neither read nor replaced here. */
+	if (redis_ok && gen >= 0 &&
+	    (!Fin_cache_trusted(ctx, out->principal.user_id) ||
+	    Fin_cache_lookup_reply(rep[gen], page >= 0 ? rep[page] : NULL,
+	    in->arena, &out->cache) == FIN_E_SERVICE_UNAVAILABLE))
 		memset(&out->cache, 0, sizeof(out->cache));
 	for (i = 0; redis_ok && i < n; i++)
 		freeReplyObject(rep[i]);

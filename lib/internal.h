@@ -58,6 +58,21 @@ struct fin_flag_state {
 	int		 rollout_percent;
 };
 
+/*
+ * Ids PostgreSQL announced lately, each kept for FIN_HEARD_TTL_MS, as long
+ * as a mirror entry or a cached page can live in Redis: a ring, and when
+ * it overflows within that time, distrust of every id.
+ */
+#define FIN_HEARD_MAX	256
+#define FIN_HEARD_TTL_MS (60 * 1000)
+#define FIN_HEARD_ID_MAX 96	/* a uuid, a space, a Redis run_id */
+struct fin_heard {
+	char		 id[FIN_HEARD_MAX][FIN_HEARD_ID_MAX];
+	int64_t		 ms[FIN_HEARD_MAX];	/* when heard (monotonic ms) */
+	size_t		 next;
+	int64_t		 distrust_until_ms;
+};
+
 struct fin_ctx {
 	const struct fin_config *cfg;
 	PGconn		*pg;
@@ -73,6 +88,7 @@ struct fin_ctx {
 	 * can never bring a revoked session back to life.
 	 */
 	char		 redis_run_id[48];	/* "" while disconnected */
+	char		 redis_last_run_id[48];	/* kept when disconnected */
 	char		 gcra_sha1[41];		/* lib/gate.c's script, for EVALSHA */
 	/* Sent by Fin_redis_send_later: replies still to read, bytes to write. */
 	size_t		 redis_unread;
@@ -82,16 +98,14 @@ struct fin_ctx {
 	char		 pending_unmirror[FIN_PENDING_UNMIRROR_MAX][37];
 	size_t		 npending_unmirror;
 	/*
-	 * Revocations PostgreSQL announced (LISTEN fin_session_revoked) in
-	 * the last mirror TTL, which outrank an "alive" entry in Redis; see
-	 * Fin_session_mirror_trusted.
+	 * What PostgreSQL announced (Fin_db_announcements): revocations, which
+	 * outrank an "alive" entry in Redis (Fin_session_mirror_trusted), and
+	 * users whose cached pages Redis may still hold after a write
+	 * (Fin_cache_trusted).
 	 */
 	int64_t		 pg_listening_ms;	/* since (monotonic ms); 0: not */
-#define FIN_REVOKED_RECENT_MAX 256
-	char		 revoked_recent[FIN_REVOKED_RECENT_MAX][37];
-	int64_t		 revoked_recent_ms[FIN_REVOKED_RECENT_MAX];
-	size_t		 revoked_recent_next;
-	int64_t		 mirror_distrust_until_ms;
+	struct fin_heard revoked;
+	struct fin_heard stale_caches;
 	/* Feature flags, reloaded from PostgreSQL at most once a second. */
 	struct fin_flag_state flags[FIN_FLAGS_MAX];
 	size_t		 nflags;
@@ -126,6 +140,16 @@ const char	*Fin_db_last_sqlstate(const struct fin_ctx *);
 bool		 Fin_db_unique_violation(const struct fin_ctx *);
 /* Runs plain SQL with no parameters (migrations only). */
 enum fin_err	 Fin_db_exec_script(struct fin_ctx *, const char *sql) FIN_WUR;
+/*
+ * Reads what PostgreSQL announced since the last look, one non-blocking
+ * read of the socket.  False when this connection is not listening: then
+ * nothing may be taken as unannounced.
+ */
+bool		 Fin_db_announcements(struct fin_ctx *);
+void		 Fin_heard_add(struct fin_heard *, const char *id, int64_t now);
+/* Whether id, or maybe any id (after an overflow), was heard lately. */
+bool		 Fin_heard_lately(const struct fin_heard *, const char *id,
+		    int64_t now);
 enum fin_err	 Fin_db_connect(struct fin_ctx *) FIN_WUR;
 
 /* ------------------------------------------------------------------ */
@@ -262,9 +286,15 @@ void		 Fin_session_mirror_set(struct fin_ctx *, const struct fin_principal *);
 /*
  * Whether an "alive" entry of the mirror may be believed: not when
  * PostgreSQL announced the session's revocation, nor while this worker
- * may have missed an announcement.
+ * may have missed an announcement.  Read Fin_db_announcements() first.
  */
-bool		 Fin_session_mirror_trusted(struct fin_ctx *, const char *session_id);
+bool		 Fin_session_mirror_trusted(const struct fin_ctx *,
+		    const char *session_id);
+/*
+ * Whether this worker may read user_id's pages in the Redis it talks to:
+ * none were announced stale there (or in a Redis of unknown run_id).
+ */
+bool		 Fin_cache_trusted(const struct fin_ctx *, const char *user_id);
 enum fin_err	 Fin_session_alive_pg(struct fin_ctx *, const struct fin_principal *,
 		    bool *alive) FIN_WUR;
 void		 Fin_session_touch(struct fin_ctx *, const char *session_id);

@@ -177,6 +177,8 @@ connect_redis(struct fin_ctx *ctx)
 		return FIN_E_SERVICE_UNAVAILABLE;
 	}
 	freeReplyObject(r);
+	snprintf(ctx->redis_last_run_id, sizeof(ctx->redis_last_run_id), "%s",
+	    ctx->redis_run_id);
 	if (u.db != 0) {
 		snprintf(db, sizeof(db), "%lld", (long long)u.db);
 		r = redisCommand(ctx->redis, "SELECT %s", db);

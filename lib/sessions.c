@@ -301,46 +301,20 @@ Fin_session_mirror_set(struct fin_ctx *ctx, const struct fin_principal *pr)
  * expires.  An announcement is kept for as long as such an entry can
  * live.  A worker that was not listening for all of that time may have
  * missed one, and so may a worker whose list overflowed: both believe no
- * entry until a whole TTL has passed.  The look costs one non-blocking
- * read of the connection's socket.
+ * entry until a whole TTL has passed.
  */
-bool
-Fin_session_mirror_trusted(struct fin_ctx *ctx, const char *session_id)
-{
-	const int64_t	 ttl_ms = MIRROR_TTL_S * 1000;
-	int64_t		 now = fin_now_ms();
-	PGnotify	*n;
-	size_t		 i, slot, used;
+_Static_assert(MIRROR_TTL_S * 1000 <= FIN_HEARD_TTL_MS,
+    "an announcement is kept as long as the entry it outranks");
 
-	if (ctx->pg == NULL || ctx->pg_listening_ms == 0)
+bool
+Fin_session_mirror_trusted(const struct fin_ctx *ctx, const char *session_id)
+{
+	int64_t		 now = fin_now_ms();
+
+	if (ctx->pg_listening_ms == 0 ||
+	    now - ctx->pg_listening_ms < MIRROR_TTL_S * 1000)
 		return false;
-	/* A connection that failed here is made again, listening anew. */
-	if (!PQconsumeInput(ctx->pg))
-		return false;
-	while ((n = PQnotifies(ctx->pg)) != NULL) {
-		slot = ctx->revoked_recent_next++ % FIN_REVOKED_RECENT_MAX;
-		if (ctx->revoked_recent_ms[slot] != 0 &&
-		    now - ctx->revoked_recent_ms[slot] < ttl_ms)
-			ctx->mirror_distrust_until_ms = now + ttl_ms;
-		snprintf(ctx->revoked_recent[slot], sizeof(ctx->revoked_recent[slot]),
-		    "%s", n->extra);
-		ctx->revoked_recent_ms[slot] = now;
-		PQfreemem(n);
-	}
-	if (now - ctx->pg_listening_ms < ttl_ms ||
-	    now < ctx->mirror_distrust_until_ms)
-		return false;
-	/* Usually none was heard for a whole TTL: nothing to look through. */
-	if (ctx->revoked_recent_next == 0 || now - ctx->revoked_recent_ms[
-	    (ctx->revoked_recent_next - 1) % FIN_REVOKED_RECENT_MAX] >= ttl_ms)
-		return true;
-	used = ctx->revoked_recent_next < FIN_REVOKED_RECENT_MAX ?
-	    ctx->revoked_recent_next : FIN_REVOKED_RECENT_MAX;
-	for (i = 0; i < used; i++)
-		if (now - ctx->revoked_recent_ms[i] < ttl_ms &&
-		    strcmp(ctx->revoked_recent[i], session_id) == 0)
-			return false;
-	return true;
+	return !Fin_heard_lately(&ctx->revoked, session_id, now);
 }
 
 enum fin_err

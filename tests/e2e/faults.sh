@@ -16,7 +16,7 @@
 FIN_PROG=faults
 # shellcheck source=tests/e2e/common.sh
 . "$(dirname "$0")/common.sh"
-e2e_need python3 psql
+e2e_need python3 psql redis-cli
 
 # Rate limits are not under test here: the loops must not trip them.
 export RATE_LIMIT_IP_PER_MIN=1000000
@@ -415,6 +415,53 @@ else
 	    "body: $(head -c 300 "$dir/body")"
 fi
 check "... without any worker restart" [ "$(workers)" = "$before" ]
+
+# ------------------------------ Redis refusing writes, still serving reads
+
+# A write whose cache bump Redis refuses (maxmemory reached, noeviction)
+# must not leave the old first page to the next read, on any worker:
+# PostgreSQL announces it, and no worker reads that user's pages until
+# they have expired.  Six reads, so both workers answer.
+cache_email=faults-cache-$$@example.com
+req /api/v1/auth/signup -X POST -H 'Content-Type: application/json' \
+    --data "{\"email\": \"$cache_email\", \"name\": \"Cache\", \"password\": \"correct horse battery staple\"}"
+req /api/v1/auth/login -X POST -H 'Content-Type: application/json' \
+    --data "{\"email\": \"$cache_email\", \"password\": \"correct horse battery staple\"}"
+cache_token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$dir/body" 2>/dev/null) || cache_token=
+cache_auth=(-H "Authorization: Bearer $cache_token")
+cache_post() {
+	req /api/v1/transactions -X POST "${cache_auth[@]}" \
+	    -H 'Content-Type: application/json' \
+	    --data "{\"amount\": -100, \"currency\": \"EUR\", \"description\": \"$1\", \"occurred_on\": \"2026-01-02\"}"
+}
+cache_post before-oom
+cache_hits=
+for i in 1 2 3 4; do
+	req "/api/v1/transactions?limit=50" "${cache_auth[@]}"
+	cache_hits+="$(header X-Cache) "
+done
+check "a first page read four times is cached ($cache_hits)" \
+    eval '[[ "$cache_hits" == *HIT* ]]'
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set maxmemory 1 >/dev/null
+cache_post after-oom
+post_code=$code
+cache_seen=
+for i in 1 2 3 4 5 6; do
+	req "/api/v1/transactions?limit=50" "${cache_auth[@]}"
+	if body_has after-oom; then
+		cache_seen+="$code:$(header X-Cache) "
+	else
+		cache_seen+="$code:$(header X-Cache):STALE "
+	fi
+done
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set maxmemory 0 >/dev/null
+check "Redis refusing writes: a POST still answers 201 ($post_code)" \
+    [ "$post_code" = 201 ]
+check "... and every read after it shows it, on both workers ($cache_seen)" \
+    eval '[[ "$cache_seen" != *STALE* && "$cache_seen" != *HIT* ]] && [ "$(grep -o " 200:" <<<" $cache_seen" | wc -l)" = 6 ]'
+check "... the worker logs that it announced the stale cache" \
+    grep -q '"event":"cache_invalidate_failed".*from PostgreSQL' "$FIN_LOG"
 
 # ---------------------------------------- SIGTERM: graceful stop (last)
 
