@@ -65,10 +65,33 @@ enum fin_err
 Fin_db_connect(struct fin_ctx *ctx)
 {
 	const char	*keys[5], *vals[5];
-	char		 timeout[24], options[64];
+	char		 timeout[24], options[64], *perr = NULL;
+	const char	*url;
 	PGresult	*res = NULL;
+	PQconninfoOption *parsed;
+	bool		 expanded;
 
 	drop(ctx);
+	/*
+	 * libpq quotes a connection string it cannot parse in its message,
+	 * password and all: say so without it.
+	 */
+	url = ctx->cfg->database_url;
+	/* What libpq expands (else the whole string is a database name). */
+	expanded = strchr(url, '=') != NULL ||
+	    strncmp(url, "postgresql://", 13) == 0 ||
+	    strncmp(url, "postgres://", 11) == 0;
+	parsed = expanded ? PQconninfoParse(url, &perr) : NULL;
+	if (expanded && parsed == NULL) {
+		PQfreemem(perr);
+		fin_metric_inc(FIN_M_DB_ERRORS);
+		fin_log(FIN_LOG_ERROR, "db_connect_failed", "could not connect "
+		    "to postgresql: DATABASE_URL is not a connection string "
+		    "libpq can parse (not shown: it may hold a password)");
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
+	if (parsed != NULL)
+		PQconninfoFree(parsed);
 	snprintf(timeout, sizeof(timeout), "%lld",
 	    (long long)ctx->cfg->db_connect_timeout);
 	snprintf(options, sizeof(options), "-c statement_timeout=%lld",
