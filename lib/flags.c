@@ -5,7 +5,8 @@
  * instant rollback.  A rollout percentage is decided by a hash of the flag
  * key and the user id: stable for a user, and raising the percentage never
  * turns a user off (the user's bucket does not move).  Unknown flags are
- * off.
+ * off.  A worker holds at most FIN_FLAGS_MAX flags, so the API creates no
+ * more than that.
  */
 #include "setup.h"
 
@@ -30,12 +31,18 @@ static const struct fin_stmt stmt_get_for_update = {
 	"SELECT key, enabled, rollout_percent, description, "
 	SQL_TS("updated_at") ", updated_by FROM feature_flags WHERE key = $1"
 	" FOR UPDATE", 1 };
+static const struct fin_stmt stmt_lock = {
+	"flags_lock",
+	"LOCK TABLE feature_flags IN SHARE ROW EXCLUSIVE MODE", 0 };
+static const struct fin_stmt stmt_count = {
+	"flags_count", "SELECT count(*) FROM feature_flags", 0 };
 static const struct fin_stmt stmt_upsert = {
 	"flag_upsert",
 	"INSERT INTO feature_flags (key, enabled, rollout_percent, description,"
-	" updated_by) VALUES ($1, $2::boolean, $3::int, COALESCE($4, ''), $5)"
+	" updated_by) VALUES ($1, $2::boolean, COALESCE($3::int, 100),"
+	" COALESCE($4, ''), $5)"
 	" ON CONFLICT (key) DO UPDATE SET enabled = EXCLUDED.enabled,"
-	"  rollout_percent = EXCLUDED.rollout_percent,"
+	"  rollout_percent = COALESCE($3::int, feature_flags.rollout_percent),"
 	"  description = COALESCE($4, feature_flags.description),"
 	"  updated_at = now(), updated_by = EXCLUDED.updated_by"
 	" RETURNING key, enabled, rollout_percent, description, "
@@ -70,6 +77,13 @@ refresh(struct fin_ctx *ctx)
 	if ((e = Fin_db_exec(ctx, &stmt_all, NULL, &res)) != FIN_OK)
 		return e;
 	n = PQntuples(res);
+	/* Once per count, not every second. */
+	if (n > FIN_FLAGS_MAX && n != ctx->flags_warned_count) {
+		fin_log(FIN_LOG_WARN, "flags_truncated", "%d feature flags, "
+		    "this worker holds the first %d: the others read as off",
+		    n, FIN_FLAGS_MAX);
+		ctx->flags_warned_count = n;
+	}
 	ctx->nflags = 0;
 	for (i = 0; i < n && ctx->nflags < FIN_FLAGS_MAX; i++) {
 		struct fin_flag_state *f = &ctx->flags[ctx->nflags++];
@@ -188,6 +202,10 @@ fin_flags_admin_list(struct fin_ctx *ctx, struct json_object **out)
 	return FIN_OK;
 }
 
+/*
+ * rollout_percent -1 keeps the flag's percentage (100 for a new flag).
+ * FIN_E_VALIDATION_ERROR for a new key when FIN_FLAGS_MAX flags exist.
+ */
 enum fin_err
 fin_flag_set(struct fin_ctx *ctx, const struct fin_client *client,
     const char *admin_id, const char *key, bool enabled, int rollout_percent,
@@ -200,19 +218,42 @@ fin_flag_set(struct fin_ctx *ctx, const struct fin_client *client,
 	enum fin_err	 e;
 
 	*out = NULL;
-	if (!fin_flag_key_valid(key) || rollout_percent < 0 || rollout_percent > 100)
+	if (!fin_flag_key_valid(key) || rollout_percent < -1 ||
+	    rollout_percent > 100)
 		return FIN_E_VALIDATION_ERROR;
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
+	/* Serialises creations, so that two at once cannot pass the count. */
+	if ((e = Fin_db_exec(ctx, &stmt_lock, NULL, &res)) != FIN_OK)
+		goto fail;
+	PQclear(res);
 	p[0] = key;
 	if ((e = Fin_db_exec(ctx, &stmt_get_for_update, p, &res)) != FIN_OK)
 		goto fail;
 	if (PQntuples(res) == 1)
 		before = flag_json(res, 0);
 	PQclear(res);
+	if (before == NULL) {
+		int64_t	 count = FIN_FLAGS_MAX;
+
+		if ((e = Fin_db_exec(ctx, &stmt_count, NULL, &res)) != FIN_OK)
+			goto fail;
+		(void)fin_parse_int64(PQgetvalue(res, 0, 0), 0, INT64_MAX,
+		    &count);
+		PQclear(res);
+		/*
+		 * Each worker holds FIN_FLAGS_MAX flags in key order: one more
+		 * would silently turn off whichever sorts last (pdf_export).
+		 */
+		if (count >= FIN_FLAGS_MAX) {
+			e = FIN_E_VALIDATION_ERROR;
+			goto fail;
+		}
+	}
 	snprintf(pct, sizeof(pct), "%d", rollout_percent);
 	p[1] = enabled ? "true" : "false";
-	p[2] = pct;
+	/* Re-enabling after a rollback keeps the rollout it had. */
+	p[2] = rollout_percent >= 0 ? pct : NULL;
 	p[3] = description;
 	p[4] = admin_id;
 	if ((e = Fin_db_exec(ctx, &stmt_upsert, p, &res)) != FIN_OK)

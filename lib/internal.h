@@ -110,6 +110,7 @@ struct fin_ctx {
 	struct fin_flag_state flags[FIN_FLAGS_MAX];
 	size_t		 nflags;
 	int64_t		 flags_loaded_ms;	/* 0: never */
+	int		 flags_warned_count;	/* flags_truncated said for it */
 };
 
 /*

@@ -45,9 +45,14 @@ h_admin_flag_put(struct request *req)
 	enabled = request_field(req, "enabled");
 	pct = request_field(req, "rollout_percent");
 	desc = request_field(req, "description");
+	/* Without rollout_percent an existing flag keeps its own (-1). */
 	e = fin_flag_set(req->ctx, &req->client, req->user_id, key,
-	    enabled->b, pct != NULL ? (int)pct->i : 100,
+	    enabled->b, pct != NULL ? (int)pct->i : -1,
 	    desc != NULL ? desc->s : NULL, &flag);
+	/* The body and key were valid: what is left is the flag count. */
+	if (e == FIN_E_VALIDATION_ERROR)
+		return field_error(req, "key", "is a new flag, and there are "
+		    "already 64 (the most a worker holds)");
 	if (e != FIN_OK)
 		return e;
 	o = json_object_new_object();
