@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -23,6 +24,13 @@
 #define NO_TXN_MARK		"-- migrate: no-transaction"
 /* Any constant works; this one spells "finmigr" so it is recognisable. */
 #define MIGRATE_LOCK_KEY	"7235441290451493746"
+/*
+ * How long one statement may wait for a table lock.  A DDL statement that
+ * waits holds up every query behind it on that table, so it gives up soon
+ * (SQLSTATE 55P03) and the whole migration is tried again a little later.
+ */
+#define MIGRATE_LOCK_TIMEOUT	"SET lock_timeout = '2s'"
+#define MIGRATE_LOCK_TRIES	5
 
 static const struct fin_stmt stmt_lock = {
 	"migrate_lock", "SELECT pg_advisory_lock($1::bigint)", 1 };
@@ -118,6 +126,7 @@ apply_one(struct fin_ctx *ctx, const char *dir, const char *file, FILE *out,
 	size_t		 len;
 	enum fin_err	 e;
 	bool		 no_txn;
+	int		 try;
 
 	*applied = false;
 	snprintf(version, sizeof(version), "%.*s", (int)(strlen(file) - 4), file);
@@ -134,12 +143,19 @@ apply_one(struct fin_ctx *ctx, const char *dir, const char *file, FILE *out,
 		return e;
 	}
 	if (PQntuples(res) == 1) {
-		if (strcmp(PQgetvalue(res, 0, 0), sum) != 0)
-			fprintf(out, "warning: %s changed after it was applied "
-			    "(migrations are forward-only: add a new one)\n", version);
+		/*
+		 * The database does not hold what the file says: stop, or the
+		 * deploy goes on against a schema nobody has.
+		 */
+		e = strcmp(PQgetvalue(res, 0, 0), sum) == 0 ? FIN_OK :
+		    FIN_E_INTERNAL_ERROR;
+		if (e != FIN_OK)
+			fprintf(out, "failed %s: it changed after it was "
+			    "applied (migrations are forward-only: restore "
+			    "the file and add a new one)\n", version);
 		PQclear(res);
 		free(sql);
-		return FIN_OK;
+		return e;
 	}
 	PQclear(res);
 	if (dry_run) {
@@ -148,17 +164,35 @@ apply_one(struct fin_ctx *ctx, const char *dir, const char *file, FILE *out,
 		return FIN_OK;
 	}
 	no_txn = strncmp(sql, NO_TXN_MARK, sizeof(NO_TXN_MARK) - 1) == 0;
-	if (!no_txn && (e = fin_db_begin(ctx)) != FIN_OK) {
+	/*
+	 * CREATE INDEX CONCURRENTLY blocks nobody while it waits for older
+	 * transactions, and given up it would leave an invalid index.
+	 */
+	if ((e = Fin_db_exec_script(ctx, no_txn ? "SET lock_timeout = 0" :
+	    MIGRATE_LOCK_TIMEOUT)) != FIN_OK) {
 		free(sql);
 		return e;
 	}
-	e = Fin_db_exec_script(ctx, sql);
-	free(sql);
-	if (e == FIN_OK) {
-		params[1] = sum;
-		e = Fin_db_exec(ctx, &stmt_record, params, &res);
-		PQclear(res);
+	for (try = 1; ; try++) {
+		if (!no_txn && (e = fin_db_begin(ctx)) != FIN_OK) {
+			free(sql);
+			return e;
+		}
+		e = Fin_db_exec_script(ctx, sql);
+		if (e == FIN_OK) {
+			params[1] = sum;
+			e = Fin_db_exec(ctx, &stmt_record, params, &res);
+			PQclear(res);
+		}
+		if (e == FIN_OK || no_txn || try == MIGRATE_LOCK_TRIES ||
+		    strcmp(ctx->last_sqlstate, "55P03") != 0)
+			break;
+		fin_db_rollback(ctx);
+		fprintf(out, "%s: a table is busy (lock_timeout), trying "
+		    "again\n", version);
+		sleep(1);
 	}
+	free(sql);
 	if (e != FIN_OK) {
 		if (!no_txn)
 			fin_db_rollback(ctx);
@@ -180,7 +214,7 @@ fin_migrate(struct fin_ctx *ctx, const char *dir, bool dry_run, FILE *out)
 	struct dirent	*de;
 	char		*names[MIGRATIONS_MAX];
 	const char	*lock[1] = { MIGRATE_LOCK_KEY };
-	size_t		 n = 0, i, napplied = 0;
+	size_t		 n = 0, i, len, napplied = 0;
 	PGresult	*res;
 	enum fin_err	 e;
 	bool		 applied;
@@ -190,16 +224,47 @@ fin_migrate(struct fin_ctx *ctx, const char *dir, bool dry_run, FILE *out)
 		fprintf(out, "could not open %s: %s\n", dir, strerror(errno));
 		return FIN_E_INTERNAL_ERROR;
 	}
+	e = FIN_OK;
 	while ((de = readdir(d)) != NULL) {
-		if (!valid_name(de->d_name))
+		len = strlen(de->d_name);
+		if (!valid_name(de->d_name)) {
+			/* Misnamed, it would be skipped without a word. */
+			if (len >= 4 &&
+			    strcmp(de->d_name + len - 4, ".sql") == 0) {
+				fprintf(out, "%s is not named "
+				    "NNNN_<a-z0-9_>.sql: rename it\n",
+				    de->d_name);
+				e = FIN_E_INTERNAL_ERROR;
+			}
 			continue;
-		if (n == MIGRATIONS_MAX || (names[n] = strdup(de->d_name)) == NULL)
+		}
+		if (n == MIGRATIONS_MAX ||
+		    (names[n] = strdup(de->d_name)) == NULL) {
+			fprintf(out, "could not list %s: more than %d "
+			    "migrations, or out of memory\n", dir,
+			    MIGRATIONS_MAX);
+			e = FIN_E_INTERNAL_ERROR;
 			break;
+		}
 		n++;
 	}
 	closedir(d);
+	if (e != FIN_OK)
+		goto out;
 	qsort(names, n, sizeof(names[0]), cmp_names);
 
+	/*
+	 * DB_STATEMENT_TIMEOUT is for requests: a migration may run longer
+	 * (CREATE INDEX CONCURRENTLY), and a second run waits for the first
+	 * however long it takes.  CREATE TABLE IF NOT EXISTS's notice is
+	 * noise on every run.
+	 */
+	e = Fin_db_exec_script(ctx, "SET statement_timeout = 0; "
+	    "SET lock_timeout = 0; SET client_min_messages = warning");
+	if (e != FIN_OK) {
+		fprintf(out, "could not reach PostgreSQL (DATABASE_URL)\n");
+		goto out;
+	}
 	if ((e = Fin_db_exec(ctx, &stmt_lock, lock, &res)) != FIN_OK) {
 		fprintf(out, "could not take the migration lock\n");
 		goto out;

@@ -11,15 +11,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #define PASSWORD_LINE_MAX	1024
 
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: finance-admin create-admin --email EMAIL --name NAME"
+	fprintf(f, "usage: finance-admin create-admin --email EMAIL --name NAME"
 	    "  (password on stdin)\n"
 	    "       finance-admin promote EMAIL\n");
 }
@@ -60,6 +62,28 @@ check_fields(struct fin_arena *a, const struct fin_field *spec,
 	return ok;
 }
 
+/* One line from stdin; from a terminal, without echoing it. */
+static bool
+read_password(char *buf, size_t size)
+{
+	struct termios	 old, quiet;
+	bool		 tty, ok;
+
+	tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	if (tty) {
+		fprintf(stderr, "Password: ");
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	ok = fgets(buf, (int)size, stdin) != NULL;
+	if (tty) {
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	return ok;
+}
+
 static int
 report(enum fin_err e, const char *why, const char *what)
 {
@@ -86,8 +110,13 @@ main(int argc, char *argv[])
 	enum fin_err	 e;
 	int		 i, rc;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
 	if (argc < 3) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	cfg = fin_config_load(false, why, sizeof(why));
@@ -115,13 +144,15 @@ main(int argc, char *argv[])
 				email = argv[i + 1];
 			else if (strcmp(argv[i], "--name") == 0)
 				name = argv[i + 1];
+			else	/* --password among them: refused */
+				break;
 		}
 		if (email == NULL || name == NULL || i != argc) {
-			usage();
+			usage(stderr);
 			rc = 2;
 		} else if (!check_fields(a, create_spec, email, name, v))
 			rc = 2;
-		else if (fgets(password, sizeof(password), stdin) == NULL) {
+		else if (!read_password(password, sizeof(password))) {
 			fprintf(stderr, "finance-admin: no password on stdin\n");
 			rc = 1;
 		} else {
@@ -129,10 +160,22 @@ main(int argc, char *argv[])
 			e = fin_admin_create(ctx, &client, v[0].s, v[1].s,
 			    password, &policy);
 			sodium_memzero(password, sizeof(password));
-			rc = report(e, policy, "admin created");
+			/*
+			 * policy is what is wrong with the password, which
+			 * WEAK_PASSWORD's own message already says.
+			 */
+			if (e == FIN_E_WEAK_PASSWORD)
+				policy = NULL;
+			if (policy != NULL)
+				snprintf(why, sizeof(why), "(the password %s)",
+				    policy);
+			rc = report(e, policy != NULL ? why :
+			    e == FIN_E_EMAIL_TAKEN ? "(finance-admin promote "
+			    "EMAIL makes an existing account an admin)" : NULL,
+			    "admin created");
 		}
 	} else {
-		usage();
+		usage(stderr);
 		rc = 2;
 	}
 	fin_arena_free(a);

@@ -8,9 +8,9 @@
 #include <string.h>
 
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: finance-migrate [--dir DIR] [--dry-run]\n"
+	fprintf(f, "usage: finance-migrate [--dir DIR] [--dry-run]\n"
 	    "Applies db/migrations/NNNN_*.sql to DATABASE_URL "
 	    "(default dir: %s)\n", FIN_MIGRATIONS_DIR);
 }
@@ -31,8 +31,12 @@ main(int argc, char *argv[])
 			dir = argv[++i];
 		else if (strcmp(argv[i], "--dry-run") == 0)
 			dry_run = true;
-		else {
-			usage();
+		else if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
 			return 2;
 		}
 	}
