@@ -158,8 +158,17 @@ Fin_db_announcements(struct fin_ctx *ctx)
 void
 Fin_heard_add(struct fin_heard *h, const char *id, int64_t now)
 {
-	size_t	 slot = h->next++ % FIN_HEARD_MAX;
+	size_t	 i, slot, used;
 
+	used = h->next < FIN_HEARD_MAX ? h->next : FIN_HEARD_MAX;
+	/*
+	 * Heard again (a user writing on through a Redis outage): kept once,
+	 * as the newest, so that repeats cannot overflow the ring.
+	 */
+	for (i = 0; i < used; i++)
+		if (h->ms[i] != 0 && strcmp(h->id[i], id) == 0)
+			h->ms[i] = 0;
+	slot = h->next++ % FIN_HEARD_MAX;
 	/* Overwriting one still in its time: some id may be forgotten. */
 	if (h->ms[slot] != 0 && now - h->ms[slot] < FIN_HEARD_TTL_MS)
 		h->distrust_until_ms = now + FIN_HEARD_TTL_MS;
