@@ -442,10 +442,7 @@ for r in 1 2 3; do
 		login_code "$email" "$pw" >"$dir/inflight/$k" &
 		bg+=($!)
 	done
-	for p in "${bg[@]}"; do
-		fin_wait_gone "$p" 30 || true
-	done
-	bg=()
+	wait_bg 30
 	got=$(cat "$dir"/inflight/* 2>/dev/null | sort | tr '\n' ' ')
 	[ "$got" = "200 200 200 " ] || ibad+=" round $r: ${got:-nothing};"
 done
@@ -495,10 +492,7 @@ for outcome in success failure died; do
 	start=$(date +%s%N)
 	c=$(login_code "$email" "$pw")
 	took=$(( ($(date +%s%N) - start) / 1000000 ))
-	for p in "${bg[@]}"; do
-		fin_wait_gone "$p" 10 || true
-	done
-	bg=()
+	wait_bg 10
 	[ "$outcome" = failure ] && want=423 || want=200
 	verify "(i) 4 failures and a check in flight that ends as '$outcome': the right password waits for it (${took} ms) and gets $want (got $c)${bad:+ (the failures answered:$bad)}" \
 	    eval '[ -z "$bad" ] && [ "$c" = "$want" ] && [ "$took" -ge 900 ]'
@@ -680,10 +674,7 @@ for r in $(seq 1 $rounds); do
 		    "$FIN_BASE_URL/api/v1/auth/refresh" >"$dir/race.$side.code" 2>/dev/null &
 		bg+=($!)
 	done
-	for p in "${bg[@]}"; do
-		fin_wait_gone "$p" 30 || true
-	done
-	bg=()
+	wait_bg 30
 	harvest "$dir/race.a.body"
 	harvest "$dir/race.b.body"
 	ca=$(cat "$dir/race.a.code" 2>/dev/null || echo 000)
@@ -873,10 +864,7 @@ sleep 1.5
 post /auth/password "{\"current_password\": \"$pw\", \"new_password\": \"$npw\"}" \
     -H "Authorization: Bearer $owner_at"
 change=$code
-for p in "${bg[@]}"; do
-	fin_wait_gone "$p" 30 || true
-done
-bg=()
+wait_bg 30
 harvest "$dir/pwrace.login"
 lcode=$(cat "$dir/pwrace.login.code" 2>/dev/null || echo 000)
 race_at=$(jget access_token "$dir/pwrace.login")

@@ -92,6 +92,16 @@ e2e_cleanup() {
 	exit "$rc"
 }
 
+# wait_bg SECONDS: waits for every background pid in bg, each for at
+# most SECONDS, then forgets them.
+wait_bg() {
+	local p
+	for p in "${bg[@]}"; do
+		fin_wait_gone "$p" "$1" || true
+	done
+	bg=()
+}
+
 # e2e_tempdir PREFIX [FN]: sets dir to a new directory under TMPDIR and
 # arranges for FN to run however the script leaves.
 e2e_tempdir() {

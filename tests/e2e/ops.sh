@@ -316,29 +316,24 @@ respawned() {
 	now=$(workers)
 	[ "$(wc -w <<<"$now")" = 2 ] && [[ " $now " != *" $1 "* ]] && ready_on_all
 }
+# killed_comes_back WHAT: kills a worker; its replacement must serve with
+# the accepted config (RateLimit-Limit 500004), whatever the file says.
+killed_comes_back() {
+	local victim seen
+	victim=$(workers | cut -d' ' -f1)
+	kill -KILL "$victim"
+	if wait_for 15 respawned "$victim"; then
+		seen=$(limits 2)
+		verify "$1 ($seen)" test "$seen" = "200 500004 x2"
+	else
+		not_ok "$1" "killed: $victim" "now: $(workers)" \
+		    "$(grep '"event":"config_invalid"' "$FIN_LOG" | tail -n 1)"
+	fi
+}
 write_env 500007 info 30
-victim=$(workers | cut -d' ' -f1)
-kill -KILL "$victim"
-if wait_for 15 respawned "$victim"; then
-	seen=$(limits 2)
-	verify "a worker killed after an unapplied edit of the env file comes back with the accepted config ($seen)" \
-	    test "$seen" = "200 500004 x2"
-else
-	not_ok "a worker killed after an unapplied edit of the env file comes back" \
-	    "killed: $victim" "now: $(workers)"
-fi
+killed_comes_back "a worker killed after an unapplied edit of the env file comes back with the accepted config"
 write_env 500008 info 30 short
-victim=$(workers | cut -d' ' -f1)
-kill -KILL "$victim"
-if wait_for 15 respawned "$victim"; then
-	seen=$(limits 2)
-	verify "... and after an invalid edit, comes back and serves with it too ($seen)" \
-	    test "$seen" = "200 500004 x2"
-else
-	not_ok "... and after an invalid edit, comes back" \
-	    "killed: $victim" "now: $(workers)" \
-	    "$(grep '"event":"config_invalid"' "$FIN_LOG" | tail -n 1)"
-fi
+killed_comes_back "... and after an invalid edit, comes back and serves with it too"
 
 # 4b. The master takes SHUTDOWN_TIMEOUT from a reload too: with 1 s, a
 # SIGTERM does not wait for an 8 s request.
