@@ -53,7 +53,7 @@ static const struct setting settings[] = {
 	{ "PWHASH_OPSLIMIT",        C_INT,     "2",                            1, 20,           F(pwhash_opslimit),      "argon2id passes (libsodium interactive: 2)" },
 	{ "PWHASH_MEMLIMIT",        C_INT,     "67108864",                     8192, 1073741824, F(pwhash_memlimit),     "argon2id memory, bytes (libsodium interactive: 64 MiB)" },
 	{ "DB_CONNECT_TIMEOUT",     C_INT,     "3",                            1, 60,           F(db_connect_timeout),   "PostgreSQL connect timeout, seconds" },
-	{ "DB_STATEMENT_TIMEOUT",   C_INT,     "5000",                         0, 600000,       F(db_statement_timeout), "PostgreSQL statement_timeout, milliseconds (0: none)" },
+	{ "DB_STATEMENT_TIMEOUT",   C_INT,     "5000",                         0, 600000,       F(db_statement_timeout), "PostgreSQL statement_timeout, milliseconds (0: none); a worker waits 2 s more for any answer, then answers 503" },
 	{ "REDIS_TIMEOUT_MS",       C_INT,     "200",                          10, 10000,       F(redis_timeout_ms),     "Redis connect and command timeout, milliseconds" },
 	{ "SHUTDOWN_TIMEOUT",       C_INT,     "10",                           1, 600,          F(shutdown_timeout),     "seconds in-flight requests get on SIGTERM before workers are killed" },
 	{ "TRUSTED_PROXIES",        C_STR,     "",                             0, 0,            F(trusted_proxies),      "comma-separated addresses whose X-Forwarded-For is believed" },

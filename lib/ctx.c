@@ -18,6 +18,7 @@ fin_ctx_new(const struct fin_config *cfg)
 	if (ctx == NULL)
 		return NULL;
 	ctx->cfg = cfg;
+	ctx->db_answer_ms = Fin_db_answer_ms(cfg);
 	return ctx;
 }
 

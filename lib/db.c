@@ -3,9 +3,18 @@
  * on first use, parameters only.  A connection that breaks outside a SQL
  * transaction is reopened and the statement retried once, so a database
  * restart is invisible to every request that arrives after it is back.
+ *
+ * Every answer is awaited with a deadline (await_answer): statement_timeout
+ * ends a slow statement on the server, but a server that answers nothing
+ * (stopped with SIGSTOP, frozen storage, a partition that drops packets)
+ * would hold the worker, and every request queued behind it, for as long
+ * as that lasts.  The connection is nonblocking for this; libpq's own
+ * connect_timeout bounds connecting.
  */
 #include "setup.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +22,13 @@
 #include "internal.h"
 
 static const struct fin_stmt stmt_ping = { "db_ping", "SELECT 1", 0 };
+
+int64_t
+Fin_db_answer_ms(const struct fin_config *cfg)
+{
+	return cfg->db_statement_timeout > 0 ?
+	    cfg->db_statement_timeout + FIN_DB_ANSWER_SLACK_MS : 0;
+}
 
 static void
 drop(struct fin_ctx *ctx)
@@ -23,6 +39,68 @@ drop(struct fin_ctx *ctx)
 	ctx->nprepared = 0;
 	ctx->in_sql_txn = false;
 	ctx->pg_listening_ms = 0;
+}
+
+/*
+ * Reads the answer to what was just sent (PQsend*) as PQexec would: the
+ * last result, or the first error.  Waits at most wait_ms (0: no limit);
+ * then the connection is dropped, since the statement is still in flight
+ * and may yet run (so what timed out is never sent again), and NULL comes
+ * back with *timed_out set.  NULL too when the connection broke.
+ */
+static PGresult *
+await_answer(struct fin_ctx *ctx, bool sent, int64_t wait_ms,
+    const char *what, bool *timed_out)
+{
+	struct pollfd	 pfd;
+	PGresult	*last = NULL, *r;
+	int64_t		 deadline, left;
+	int		 flushed;
+
+	*timed_out = false;
+	if (!sent)
+		return NULL;
+	deadline = wait_ms > 0 ? fin_now_ms() + wait_ms : 0;
+	pfd.fd = PQsocket(ctx->pg);
+	for (;;) {
+		if ((flushed = PQflush(ctx->pg)) < 0)
+			break;
+		if (flushed == 0 && !PQisBusy(ctx->pg)) {
+			if ((r = PQgetResult(ctx->pg)) == NULL)
+				return last;
+			if (last != NULL &&
+			    PQresultStatus(last) == PGRES_FATAL_ERROR) {
+				PQclear(r);
+			} else {
+				PQclear(last);
+				last = r;
+			}
+			continue;
+		}
+		left = deadline == 0 ? -1 : deadline - fin_now_ms();
+		if (deadline != 0 && left <= 0) {
+			fin_metric_inc(FIN_M_DB_ERRORS);
+			fin_log(FIN_LOG_WARN, "db_timeout", "postgresql did not "
+			    "answer %s within %lld ms: connection dropped", what,
+			    (long long)wait_ms);
+			drop(ctx);
+			ctx->pg_quiet_until_ms = fin_now_ms() + FIN_DB_QUIET_MS;
+			*timed_out = true;
+			PQclear(last);
+			return NULL;
+		}
+		pfd.events = POLLIN | (flushed == 1 ? POLLOUT : 0);
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			break;
+		if (pfd.revents != 0 && !PQconsumeInput(ctx->pg))
+			break;
+	}
+	PQclear(last);
+	/* Broken: libpq has closed it; anything else, close it here. */
+	if (PQstatus(ctx->pg) == CONNECTION_OK)
+		drop(ctx);
+	return NULL;
 }
 
 /*
@@ -69,9 +147,12 @@ Fin_db_connect(struct fin_ctx *ctx)
 	const char	*url;
 	PGresult	*res = NULL;
 	PQconninfoOption *parsed;
-	bool		 expanded;
+	bool		 expanded, timed_out = false;
+	int64_t		 started;
 
 	drop(ctx);
+	if (fin_now_ms() < ctx->pg_quiet_until_ms)
+		return FIN_E_SERVICE_UNAVAILABLE;
 	/*
 	 * libpq quotes a connection string it cannot parse in its message,
 	 * password and all: say so without it.
@@ -102,6 +183,7 @@ Fin_db_connect(struct fin_ctx *ctx)
 	keys[2] = "application_name";	vals[2] = "libfinance";
 	keys[3] = "options";		vals[3] = options;
 	keys[4] = NULL;			vals[4] = NULL;
+	started = fin_now_ms();
 	ctx->pg = PQconnectdbParams(keys, vals, 1);
 	/*
 	 * Dates and timestamps are read as PostgreSQL writes them in UTC and
@@ -110,17 +192,21 @@ Fin_db_connect(struct fin_ctx *ctx)
 	 * Revocations are announced on a channel (db/migrations/0002), and
 	 * so are caches a write could not invalidate (lib/cache.c).
 	 */
-	if (ctx->pg != NULL && PQstatus(ctx->pg) == CONNECTION_OK)
-		res = PQexec(ctx->pg, "SET TimeZone = 'UTC'; "
-		    "SET DateStyle = 'ISO, YMD'; LISTEN fin_session_revoked; "
-		    "LISTEN fin_cache_stale");
+	if (ctx->pg != NULL && PQstatus(ctx->pg) == CONNECTION_OK &&
+	    PQsetnonblocking(ctx->pg, 1) == 0)
+		res = await_answer(ctx, PQsendQuery(ctx->pg, "SET TimeZone = "
+		    "'UTC'; SET DateStyle = 'ISO, YMD'; "
+		    "LISTEN fin_session_revoked; LISTEN fin_cache_stale"),
+		    ctx->cfg->db_connect_timeout * 1000, "the session set-up",
+		    &timed_out);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* libpq's message names host and reason, never the password. */
 		char	 msg[256];
 		size_t	 n;
 
-		snprintf(msg, sizeof(msg), "%s", ctx->pg != NULL ?
-		    PQerrorMessage(ctx->pg) : "out of memory");
+		snprintf(msg, sizeof(msg), "%s", timed_out ? "no answer to "
+		    "the session set-up" : ctx->pg != NULL ?
+		    PQerrorMessage(ctx->pg) : "out of memory, or lost");
 		n = strlen(msg);
 		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 			msg[--n] = '\0';
@@ -129,6 +215,9 @@ Fin_db_connect(struct fin_ctx *ctx)
 		fin_log(FIN_LOG_WARN, "db_connect_failed",
 		    "could not connect to postgresql: %s", msg);
 		drop(ctx);
+		/* Refused is quick to ask again; silence is not. */
+		if (fin_now_ms() - started >= ctx->cfg->db_connect_timeout * 1000)
+			ctx->pg_quiet_until_ms = fin_now_ms() + FIN_DB_QUIET_MS;
 		return FIN_E_SERVICE_UNAVAILABLE;
 	}
 	PQclear(res);
@@ -248,10 +337,14 @@ connection_lost(const struct fin_ctx *ctx)
 	return ctx->pg == NULL || PQstatus(ctx->pg) != CONNECTION_OK;
 }
 
-/* One attempt: prepare if needed, then execute. */
+/*
+ * One attempt: prepare if needed, then execute.  *timed_out: PostgreSQL
+ * did not answer in time, and the statement may still run.
+ */
 static enum fin_err
 exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
-    const char *const *params, PGresult **out)
+    const char *const *params, int64_t wait_ms, PGresult **out,
+    bool *timed_out)
 {
 	PGresult	*res;
 	ExecStatusType	 st;
@@ -263,7 +356,9 @@ exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 			    "more than %d statements", stmt->name, FIN_DB_MAX_STMTS);
 			return FIN_E_INTERNAL_ERROR;
 		}
-		res = PQprepare(ctx->pg, stmt->name, stmt->sql, stmt->nparams, NULL);
+		res = await_answer(ctx, PQsendPrepare(ctx->pg, stmt->name,
+		    stmt->sql, stmt->nparams, NULL), wait_ms, stmt->name,
+		    timed_out);
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			e = map_failure(ctx, stmt, res);
 			PQclear(res);
@@ -272,8 +367,9 @@ exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 		PQclear(res);
 		ctx->prepared[ctx->nprepared++] = stmt;
 	}
-	res = PQexecPrepared(ctx->pg, stmt->name, stmt->nparams, params, NULL,
-	    NULL, 0);
+	res = await_answer(ctx, PQsendQueryPrepared(ctx->pg, stmt->name,
+	    stmt->nparams, params, NULL, NULL, 0), wait_ms, stmt->name,
+	    timed_out);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		ctx->last_sqlstate[0] = '\0';
@@ -287,10 +383,12 @@ exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 
 static enum fin_err
 exec_retrying(struct fin_ctx *ctx, const struct fin_stmt *stmt,
-    const char *const *params, PGresult **out, bool may_resend)
+    const char *const *params, int64_t wait_ms, PGresult **out,
+    bool may_resend)
 {
 	enum fin_err	 e;
 	int		 attempt;
+	bool		 timed_out;
 
 	*out = NULL;
 	for (attempt = 0; attempt < 2; attempt++) {
@@ -304,10 +402,11 @@ exec_retrying(struct fin_ctx *ctx, const struct fin_stmt *stmt,
 			if (e != FIN_OK)
 				return e;
 		}
-		e = exec_once(ctx, stmt, params, out);
+		e = exec_once(ctx, stmt, params, wait_ms, out, &timed_out);
 		if (e == FIN_OK || !connection_lost(ctx))
 			return e;
-		if (ctx->in_sql_txn || !may_resend) {
+		/* A server that did not answer is not asked again now. */
+		if (ctx->in_sql_txn || !may_resend || timed_out) {
 			drop(ctx);
 			return FIN_E_SERVICE_UNAVAILABLE;
 		}
@@ -323,14 +422,14 @@ enum fin_err
 Fin_db_exec(struct fin_ctx *ctx, const struct fin_stmt *stmt,
     const char *const *params, PGresult **out)
 {
-	return exec_retrying(ctx, stmt, params, out, true);
+	return exec_retrying(ctx, stmt, params, ctx->db_answer_ms, out, true);
 }
 
 enum fin_err
 Fin_db_exec_once(struct fin_ctx *ctx, const struct fin_stmt *stmt,
     const char *const *params, PGresult **out)
 {
-	return exec_retrying(ctx, stmt, params, out, false);
+	return exec_retrying(ctx, stmt, params, ctx->db_answer_ms, out, false);
 }
 
 static void
@@ -377,10 +476,18 @@ simple(struct fin_ctx *ctx, const char *sql, const char *tag)
 {
 	PGresult	*res;
 	ExecStatusType	 st;
+	bool		 timed_out;
 
 	if (connection_lost(ctx))
 		return FIN_E_SERVICE_UNAVAILABLE;
-	res = PQexec(ctx->pg, sql);
+	res = await_answer(ctx, PQsendQuery(ctx->pg, sql), ctx->db_answer_ms,
+	    sql, &timed_out);
+	if (res == NULL && connection_lost(ctx)) {
+		if (!timed_out)
+			fin_log(FIN_LOG_ERROR, "db_error", "could not run sql: "
+			    "%s: connection lost", sql);
+		return FIN_E_SERVICE_UNAVAILABLE;
+	}
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if ((st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) && tag != NULL &&
 	    strcmp(PQcmdStatus(res), tag) != 0) {
@@ -473,8 +580,18 @@ fin_db_ping(struct fin_ctx *ctx)
 {
 	PGresult	*res;
 	enum fin_err	 e;
+	int64_t		 wait_ms;
 
-	e = Fin_db_exec(ctx, &stmt_ping, NULL, &res);
+	/*
+	 * /ready asks whether PostgreSQL can be reached: one that takes
+	 * longer than a connection may take to answer SELECT 1 cannot.
+	 */
+	wait_ms = ctx->cfg->db_connect_timeout * 1000;
+	if (ctx->db_answer_ms > 0 && ctx->db_answer_ms < wait_ms)
+		wait_ms = ctx->db_answer_ms;
+	/* Readiness must see a server that woke up, not wait out the quiet. */
+	ctx->pg_quiet_until_ms = 0;
+	e = exec_retrying(ctx, &stmt_ping, NULL, wait_ms, &res, true);
 	PQclear(res);
 	return e == FIN_OK ? FIN_OK : FIN_E_SERVICE_UNAVAILABLE;
 }

@@ -77,6 +77,12 @@ struct fin_ctx {
 	const struct fin_config *cfg;
 	PGconn		*pg;
 	bool		 in_sql_txn;	/* between fin_db_begin and commit/rollback */
+	/*
+	 * How long an answer is waited for before the connection is given up
+	 * (lib/db.c); 0: as long as it takes (migrations).
+	 */
+	int64_t		 db_answer_ms;
+	int64_t		 pg_quiet_until_ms;	/* see FIN_DB_QUIET_MS */
 	const struct fin_stmt *prepared[FIN_DB_MAX_STMTS];
 	size_t		 nprepared;
 	char		 last_sqlstate[6];
@@ -152,6 +158,19 @@ void		 Fin_heard_add(struct fin_heard *, const char *id, int64_t now);
 bool		 Fin_heard_lately(const struct fin_heard *, const char *id,
 		    int64_t now);
 enum fin_err	 Fin_db_connect(struct fin_ctx *) FIN_WUR;
+/*
+ * How long a worker waits for any answer from PostgreSQL: its
+ * statement_timeout and FIN_DB_ANSWER_SLACK_MS more, or without end when
+ * there is no statement_timeout.
+ */
+#define FIN_DB_ANSWER_SLACK_MS 2000
+/*
+ * After PostgreSQL let an answer or a connection time out, requests get
+ * 503 at once for this long instead of each waiting out a connect_timeout
+ * (and one request does not wait twice).
+ */
+#define FIN_DB_QUIET_MS 1000
+int64_t		 Fin_db_answer_ms(const struct fin_config *);
 
 /* ------------------------------------------------------------------ */
 /* Redis                                                               */

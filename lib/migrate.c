@@ -256,9 +256,10 @@ fin_migrate(struct fin_ctx *ctx, const char *dir, bool dry_run, FILE *out)
 	/*
 	 * DB_STATEMENT_TIMEOUT is for requests: a migration may run longer
 	 * (CREATE INDEX CONCURRENTLY), and a second run waits for the first
-	 * however long it takes.  CREATE TABLE IF NOT EXISTS's notice is
-	 * noise on every run.
+	 * however long it takes, so neither side gives up waiting.  CREATE
+	 * TABLE IF NOT EXISTS's notice is noise on every run.
 	 */
+	ctx->db_answer_ms = 0;
 	e = Fin_db_exec_script(ctx, "SET statement_timeout = 0; "
 	    "SET lock_timeout = 0; SET client_min_messages = warning");
 	if (e != FIN_OK) {

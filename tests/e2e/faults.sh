@@ -5,7 +5,8 @@
 # pieces of it and checks with curl, through nginx, that clients see what
 # they should: a killed worker is replaced, a reload (SIGHUP) and a stop
 # (SIGTERM) lose no request, /ready follows PostgreSQL and Redis going
-# away and coming back without a worker restart, clients that never read
+# away and coming back without a worker restart, a frozen PostgreSQL costs
+# a request a bounded wait and a 503, clients that never read
 # a large export hold no worker, and nginx's own 405 and 413 answer like
 # the workers.  One "ok N - ..." or
 # "not ok N - ..." line per check; exits 1 if any failed.  Every loop is
@@ -400,6 +401,59 @@ check "requests that query PostgreSQL succeed on every worker" pg_ok
 req /api/v1/auth/signup -X POST -H 'Content-Type: application/json' \
     --data "{\"email\": \"faults-$$@example.com\", \"name\": \"Faults\", \"password\": \"correct horse battery staple\"}"
 check "a write to PostgreSQL (POST /auth/signup) answers 201" [ "$code" = 201 ]
+
+# ------------------------------------- PostgreSQL stops answering (frozen)
+
+# A server that answers nothing and closes nothing (frozen storage, a
+# partition that drops packets): each worker gives up a statement after
+# DB_STATEMENT_TIMEOUT (5 s) and 2 s more and answers 503, /ready after
+# DB_CONNECT_TIMEOUT (3 s).  On the old workers both requests hung for as
+# long as the freeze.
+frozen_post() {
+	curl -s -o "$dir/frozen.body" -D "$dir/frozen.headers" \
+	    -w '%{http_code} %{time_total}\n' --max-time 20 -X POST \
+	    -H "Authorization: Bearer $export_token" \
+	    -H 'Content-Type: application/json' \
+	    -H "Idempotency-Key: faults-frozen-$$" \
+	    --data '{"amount": -420, "currency": "EUR", "description": "frozen write", "category": "food", "occurred_on": "2026-11-25"}' \
+	    "$FIN_BASE_URL/api/v1/transactions" 2>/dev/null
+}
+before=$(workers)
+bash "$stack" pg-freeze "$dir"
+frozen_post >"$dir/frozen.out" &
+bg=($!)
+sleep 0.5
+health_s=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 \
+    "$FIN_BASE_URL/api/v1/health" 2>/dev/null) || health_s="000 -"
+check "PostgreSQL frozen: /health answers 200 within 1 s (the other worker: $health_s)" \
+    eval '[ "${health_s% *}" = 200 ] && awk "BEGIN { exit !(${health_s#* } < 1) }"'
+ready_s=$(curl -s -o "$dir/body" -w '%{http_code} %{time_total}' --max-time 20 \
+    "$FIN_BASE_URL/api/v1/ready" 2>/dev/null) || ready_s="000 -"
+check "PostgreSQL frozen: /ready answers 503 naming postgres within 5 s ($ready_s)" \
+    eval '[ "${ready_s% *}" = 503 ] && [[ $(error_text) == *postgres* ]] &&
+	awk "BEGIN { exit !(${ready_s#* } < 5) }"'
+wait_bg 25
+read -r frozen_code frozen_s <"$dir/frozen.out" || frozen_code=000
+check "PostgreSQL frozen: a POST answers 503 with Retry-After within 5 + 2 + 3 s ($frozen_code in ${frozen_s:-?} s)" \
+    eval '[ "$frozen_code" = 503 ] && grep -qi "^Retry-After: 1" "$dir/frozen.headers" &&
+	awk "BEGIN { exit !($frozen_s < 10) }"'
+bash "$stack" pg-thaw "$dir"
+if wait_for 10 status_is 200 /api/v1/ready; then
+	ok "PostgreSQL thawed: /ready answers 200 within 10 s"
+else
+	not_ok "PostgreSQL thawed: /ready answers 200 within 10 s" "status: $code" \
+	    "body: $(head -c 300 "$dir/body")"
+fi
+check "... without any worker restart (same pids: $before)" [ "$(workers)" = "$before" ]
+check "... and both workers query PostgreSQL again" pg_ok
+# The frozen write may have run after all when the server woke: sent
+# again with its Idempotency-Key, it exists once.
+code=$(frozen_post | cut -d' ' -f1)
+# shellcheck disable=SC2034 # used inside eval
+frozen_rows=$(psql "$DATABASE_URL" -qAt -c "SELECT count(*) FROM transactions
+    WHERE user_id = '$export_uid' AND description = 'frozen write'" 2>&1)
+check "... the write sent again with its Idempotency-Key answers 201 and exists once ($code, $frozen_rows)" \
+    eval '[ "$code" = 201 ] && [ "$frozen_rows" = 1 ]'
 
 # ------------------------------------------------------ Redis goes away
 

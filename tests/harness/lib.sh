@@ -303,12 +303,24 @@ fin_pg_pid() {
 	return 0
 }
 
+# fin_pg_signal DIR SIGNAL: SIGNAL to the postmaster and its children
+# (STOP freezes it with its connections open; CONT thaws it).
+fin_pg_signal() {
+	local pid
+	pid=$(fin_pg_pid "$1")
+	[ -n "$pid" ] || return 1
+	# shellcheck disable=SC2046 # one pid a word
+	kill -s "$2" "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null)
+}
+
 # fin_pg_down DIR: fast shutdown (clients are disconnected), waited for.
 fin_pg_down() {
 	local dir=$1 bin pid
 	pid=$(fin_pg_pid "$dir")
 	[ -n "$pid" ] || return 0
 	bin=$(fin_pg_bindir) || return 1
+	# A test that froze it may have failed before thawing it.
+	fin_pg_signal "$dir" CONT 2>/dev/null || true
 	if ! fin_as_pg "$bin/pg_ctl" -D "$dir/pg" -m fast -w -t 30 stop \
 	    >>"$dir/logs/postgres.log" 2>&1; then
 		fin_note "pg_ctl stop failed"

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -275,6 +276,82 @@ START_TEST(test_db_statement_timeout_is_unavailable)
 }
 END_TEST
 
+/* pid of ctx's backend, and stops it: the server no longer answers ctx. */
+static pid_t
+silence_backend(struct fin_ctx *ctx)
+{
+	PGresult	*res;
+	pid_t		 pid;
+
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_pid, NULL, &res), FIN_OK);
+	pid = (pid_t)atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	return pid;
+}
+
+/*
+ * A server that answers nothing costs a statement its statement_timeout
+ * and FIN_DB_ANSWER_SLACK_MS, then 503; the statement is not sent again,
+ * in a transaction or not (it may still run); for FIN_DB_QUIET_MS the
+ * next ones get 503 at once, then one opens a new connection and works
+ * while the old backends are still stopped.
+ */
+START_TEST(test_db_silent_server_is_unavailable)
+{
+	struct fin_config *c;
+	struct fin_ctx	*ctx;
+	const char	*p[1] = { "silent" };
+	char		 why[256];
+	PGresult	*res;
+	pid_t		 pid[2];
+	int64_t		 ms[2], quiet_ms;
+	enum fin_err	 e[2], quiet;
+	int		 i;
+
+	setenv("DB_STATEMENT_TIMEOUT", "100", 1);
+	c = fin_config_load(false, why, sizeof(why));
+	unsetenv("DB_STATEMENT_TIMEOUT");
+	ck_assert_msg(c != NULL, "%s", why);
+	ctx = fin_ctx_new(c);
+	for (i = 0; i < 2; i++) {
+		if (i == 1) {
+			usleep(FIN_DB_QUIET_MS * 1000);
+			ck_assert_int_eq(fin_db_begin(ctx), FIN_OK);
+		}
+		pid[i] = silence_backend(ctx);
+		ms[i] = fin_now_ms();
+		e[i] = Fin_db_exec(ctx, &stmt_echo, p, &res);
+		ms[i] = fin_now_ms() - ms[i];
+		fin_db_rollback(ctx);
+		if (e[i] != FIN_OK)
+			continue;
+		PQclear(res);
+	}
+	/* Right after, 503 without waiting; then a new connection. */
+	quiet_ms = fin_now_ms();
+	quiet = Fin_db_exec(ctx, &stmt_echo, p, &res);
+	quiet_ms = fin_now_ms() - quiet_ms;
+	usleep(FIN_DB_QUIET_MS * 1000);
+	ck_assert_int_eq(fin_db_ping(ctx), FIN_OK);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(kill(pid[i], SIGCONT), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(e[i], FIN_E_SERVICE_UNAVAILABLE);
+		ck_assert_int_ge(ms[i], 100 + FIN_DB_ANSWER_SLACK_MS);
+		ck_assert_int_lt(ms[i], 2 * (100 + FIN_DB_ANSWER_SLACK_MS));
+	}
+	ck_assert_int_eq(quiet, FIN_E_SERVICE_UNAVAILABLE);
+	ck_assert_int_lt(quiet_ms, FIN_DB_QUIET_MS);
+	ck_assert_int_eq(Fin_db_exec(ctx, &stmt_echo, p, &res), FIN_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "silent");
+	PQclear(res);
+	fin_ctx_free(ctx);
+	fin_config_free(c);
+}
+END_TEST
+
 START_TEST(test_db_unreachable_is_unavailable)
 {
 	struct fin_config *c;
@@ -362,6 +439,7 @@ db_suite(void)
 	tcase_add_checked_fixture(core, setup, teardown);
 	tcase_add_checked_fixture(errors, setup, teardown);
 	tcase_set_timeout(core, 30);
+	tcase_set_timeout(errors, 30);
 	tcase_add_test(core, test_db_parameters_are_data);
 	tcase_add_test(core, test_db_timestamps_in_api_form);
 	tcase_add_test(core, test_db_unique_violation_and_rollback);
@@ -371,6 +449,7 @@ db_suite(void)
 	tcase_add_test(errors, test_db_exec_once_is_not_resent);
 	tcase_add_test(errors, test_db_unreachable_is_unavailable);
 	tcase_add_test(errors, test_db_statement_timeout_is_unavailable);
+	tcase_add_test(errors, test_db_silent_server_is_unavailable);
 	suite_add_tcase(s, core);
 	suite_add_tcase(s, errors);
 	return s;

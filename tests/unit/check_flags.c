@@ -190,6 +190,8 @@ hold(const char *sql)
 	if (pid == 0) {
 		struct fin_ctx *k = fin_ctx_new(dbcfg);
 
+		/* A session without statement_timeout, as migrations run. */
+		k->db_answer_ms = 0;
 		_exit(Fin_db_exec_script(k, "SET statement_timeout = 0") ==
 		    FIN_OK && Fin_db_exec_script(k, sql) == FIN_OK ? 0 : 1);
 	}
