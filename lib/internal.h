@@ -88,6 +88,7 @@ struct fin_ctx {
 	char		 last_sqlstate[6];
 	redisContext	*redis;
 	int64_t		 redis_retry_at_ms;	/* no reconnect before this (monotonic ms) */
+	int64_t		 redis_used_ms;		/* last handed out (monotonic ms) */
 	/*
 	 * run_id of the Redis process we talk to.  Mirror keys carry it, so a
 	 * Redis restarted from an old snapshot starts with an empty mirror and

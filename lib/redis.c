@@ -7,6 +7,7 @@
  */
 #include "setup.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "internal.h"
 
 #define URL_PART_MAX	256
+#define REDIS_IDLE_MS	100	/* see closed_while_idle() */
 
 struct redis_url {
 	char	 host[URL_PART_MAX];	/* or the socket path when unix */
@@ -192,14 +194,49 @@ connect_redis(struct fin_ctx *ctx)
 	return FIN_OK;
 }
 
+/*
+ * Whether Redis closed this connection while it lay idle (it restarted):
+ * then it is readable with no reply owed.  Asked only after a pause, so
+ * that a busy worker pays no system call for it.
+ */
+static bool
+closed_while_idle(const struct fin_ctx *ctx, int64_t now)
+{
+	struct pollfd	 pfd = { .fd = ctx->redis->fd, .events = POLLIN };
+
+	if (now - ctx->redis_used_ms < REDIS_IDLE_MS ||
+	    ctx->redis_unread > 0 || ctx->redis_unflushed)
+		return false;
+	return poll(&pfd, 1, 0) > 0;
+}
+
 static enum fin_err
 ensure(struct fin_ctx *ctx)
 {
-	if (ctx->redis != NULL)
-		return FIN_OK;
-	if (fin_now_ms() < ctx->redis_retry_at_ms)
+	int64_t		 now = fin_now_ms();
+	enum fin_err	 e;
+
+	if (ctx->redis != NULL) {
+		if (!closed_while_idle(ctx, now)) {
+			ctx->redis_used_ms = now;
+			return FIN_OK;
+		}
+		/*
+		 * Found before use: the first request after a restart gets the
+		 * new Redis, not a failure and the backoff (its keys carry the
+		 * new run_id, since none is built before this).
+		 */
+		fin_log(FIN_LOG_INFO, "redis_reconnect", "redis closed the "
+		    "idle connection: reconnecting");
+		redisFree(ctx->redis);
+		ctx->redis = NULL;
+		ctx->redis_run_id[0] = '\0';
+	} else if (now < ctx->redis_retry_at_ms) {
 		return FIN_E_SERVICE_UNAVAILABLE;
-	return connect_redis(ctx);
+	}
+	if ((e = connect_redis(ctx)) == FIN_OK)
+		ctx->redis_used_ms = now;
+	return e;
 }
 
 bool

@@ -1,9 +1,11 @@
 /*
  * The Redis layer against a real server: commands, a pipelined round trip,
- * and the fast failure (with backoff) when Redis cannot be reached.
+ * the fast failure (with backoff) when Redis cannot be reached, and a
+ * connection Redis closed while idle replaced before use.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -102,6 +104,41 @@ START_TEST(test_redis_down_fails_fast)
 }
 END_TEST
 
+/*
+ * Redis closed an idle connection (as when it restarts): the next command
+ * finds out before sending and runs on a new connection, instead of
+ * failing and leaving the worker without Redis for the backoff.
+ */
+START_TEST(test_redis_closed_idle_connection_is_replaced)
+{
+	struct fin_ctx	*ctx = fin_ctx_new(cfg), *killer = fin_ctx_new(cfg);
+	const char	*id[] = { "CLIENT", "ID" };
+	const char	*kill[] = { "CLIENT", "KILL", "ID", NULL };
+	const char	*get[] = { "GET", "fin:test:idle" };
+	redisReply	*r;
+	char		 num[32];
+
+	ck_assert_int_eq(Fin_redis_command(ctx, &r, 2, id, NULL), FIN_OK);
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	snprintf(num, sizeof(num), "%lld", r->integer);
+	freeReplyObject(r);
+	kill[3] = num;
+	ck_assert_int_eq(Fin_redis_command(killer, &r, 4, kill, NULL), FIN_OK);
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	ck_assert_int_eq(r->integer, 1);
+	freeReplyObject(r);
+	usleep(200 * 1000);
+	ck_assert_int_eq(Fin_redis_command(ctx, &r, 2, get, NULL), FIN_OK);
+	freeReplyObject(r);
+	ck_assert_int_eq(Fin_redis_command(ctx, &r, 2, id, NULL), FIN_OK);
+	ck_assert_str_ne(num, "");
+	ck_assert_int_ne(r->integer, atoll(num));
+	freeReplyObject(r);
+	fin_ctx_free(ctx);
+	fin_ctx_free(killer);
+}
+END_TEST
+
 static Suite *
 redis_suite(void)
 {
@@ -114,6 +151,7 @@ redis_suite(void)
 	tcase_add_test(core, test_redis_command_roundtrip);
 	tcase_add_test(core, test_redis_pipeline_one_round_trip);
 	tcase_add_test(errors, test_redis_down_fails_fast);
+	tcase_add_test(errors, test_redis_closed_idle_connection_is_replaced);
 	suite_add_tcase(s, core);
 	suite_add_tcase(s, errors);
 	return s;
