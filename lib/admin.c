@@ -1,6 +1,6 @@
 /*
- * Administration: roles, creating the first admin, and undoing a soft
- * deletion.  Used by the admin API and by finance-admin.
+ * Administration: roles and undoing a soft deletion.  Used by the admin
+ * API and by finance-admin.
  */
 #include "setup.h"
 
@@ -11,10 +11,13 @@
 
 #include "internal.h"
 
-static const struct fin_stmt stmt_promote = {
-	"user_promote",
-	"UPDATE users SET role = 'admin', updated_at = now()"
-	" WHERE email = $1 AND deleted_at IS NULL RETURNING id, role", 1 };
+/* The old role too, so that a role set again is no change to audit. */
+static const struct fin_stmt stmt_set_role = {
+	"user_set_role",
+	"UPDATE users u SET role = $2, updated_at = now()"
+	" FROM (SELECT id, role FROM users WHERE email = $1"
+	"  AND deleted_at IS NULL FOR UPDATE) old"
+	" WHERE u.id = old.id RETURNING u.id, old.role", 2 };
 static const struct fin_stmt stmt_restore = {
 	"user_restore",
 	"UPDATE users SET deleted_at = NULL, updated_at = now()"
@@ -25,12 +28,12 @@ static const struct fin_stmt stmt_exists = {
 
 static enum fin_err
 audit_role(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *user_id, const char *by)
+    const char *user_id, const char *role, const char *by)
 {
 	struct json_object *d = json_object_new_object();
 	enum fin_err	 e;
 
-	json_object_object_add(d, "role", json_object_new_string("admin"));
+	json_object_object_add(d, "role", json_object_new_string(role));
 	json_object_object_add(d, "by", json_object_new_string(by));
 	e = Fin_audit(ctx, client, user_id, "role_changed", d);
 	json_object_put(d);
@@ -38,17 +41,19 @@ audit_role(struct fin_ctx *ctx, const struct fin_client *client,
 }
 
 enum fin_err
-fin_admin_promote(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *email)
+fin_admin_set_role(struct fin_ctx *ctx, const struct fin_client *client,
+    const char *email, bool admin, bool *changed)
 {
-	const char	*p[1] = { email };
+	const char	*role = admin ? "admin" : "user";
+	const char	*p[2] = { email, role };
 	PGresult	*res;
 	enum fin_err	 e;
 	char		 id[37];
 
+	*changed = false;
 	if ((e = fin_db_begin(ctx)) != FIN_OK)
 		return e;
-	if ((e = Fin_db_exec(ctx, &stmt_promote, p, &res)) != FIN_OK)
+	if ((e = Fin_db_exec(ctx, &stmt_set_role, p, &res)) != FIN_OK)
 		goto fail;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
@@ -56,27 +61,20 @@ fin_admin_promote(struct fin_ctx *ctx, const struct fin_client *client,
 		goto fail;
 	}
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+	*changed = strcmp(PQgetvalue(res, 0, 1), role) != 0;
 	PQclear(res);
-	if ((e = audit_role(ctx, client, id, "finance-admin")) != FIN_OK)
+	if (!*changed) {
+		fin_db_rollback(ctx);
+		return FIN_OK;
+	}
+	if ((e = audit_role(ctx, client, id, role, "finance-admin")) != FIN_OK)
 		goto fail;
-	return fin_db_commit(ctx);
+	if ((e = fin_db_commit(ctx)) != FIN_OK)
+		*changed = false;
+	return e;
 fail:
 	fin_db_rollback(ctx);
 	return e;
-}
-
-enum fin_err
-fin_admin_create(struct fin_ctx *ctx, const struct fin_client *client,
-    const char *email, const char *name, const char *password,
-    const char **why)
-{
-	struct fin_user	 u;
-	enum fin_err	 e;
-
-	e = fin_auth_signup(ctx, client, email, name, password, &u, why);
-	if (e != FIN_OK)
-		return e;
-	return fin_admin_promote(ctx, client, u.email);
 }
 
 enum fin_err

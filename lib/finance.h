@@ -631,11 +631,13 @@ enum fin_err	 fin_flag_set(struct fin_ctx *, const struct fin_client *,
 		    int rollout_percent, const char *description,
 		    struct json_object **out) FIN_WUR;
 
-enum fin_err	 fin_admin_promote(struct fin_ctx *, const struct fin_client *,
-		    const char *email) FIN_WUR;
-enum fin_err	 fin_admin_create(struct fin_ctx *, const struct fin_client *,
-		    const char *email, const char *name, const char *password,
-		    const char **why) FIN_WUR;
+/*
+ * Makes the live account with this email an admin or a user again,
+ * audited as role_changed; *changed is false when it had that role.
+ * Takes effect on the next request: roles are read from PostgreSQL.
+ */
+enum fin_err	 fin_admin_set_role(struct fin_ctx *, const struct fin_client *,
+		    const char *email, bool admin, bool *changed) FIN_WUR;
 /* Undoes a soft deletion; live is a no-op, unknown FIN_E_NOT_FOUND. */
 enum fin_err	 fin_admin_restore_user(struct fin_ctx *, const struct fin_client *,
 		    const char *admin_id, const char *user_id) FIN_WUR;

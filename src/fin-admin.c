@@ -3,6 +3,7 @@
  *
  *   finance-admin create-admin --email E --name N    (password on stdin)
  *   finance-admin promote E
+ *   finance-admin demote E
  *
  * The password is read from standard input so that it never shows in the
  * process list or the shell history.
@@ -23,7 +24,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: finance-admin create-admin --email EMAIL --name NAME"
 	    "  (password on stdin)\n"
-	    "       finance-admin promote EMAIL\n");
+	    "       finance-admin promote EMAIL\n"
+	    "       finance-admin demote EMAIL\n");
 }
 
 /* The fields as the API's signup and login take them. */
@@ -107,7 +109,9 @@ main(int argc, char *argv[])
 	struct fin_value v[2];
 	struct fin_arena *a;
 	const char	*policy = NULL;
+	struct fin_user	 user;
 	enum fin_err	 e;
+	bool		 admin, changed, created = false;
 	int		 i, rc;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
@@ -129,14 +133,19 @@ main(int argc, char *argv[])
 	a = fin_arena_new(1024 * 1024);
 	if (ctx == NULL || a == NULL)
 		return 1;
-	if (strcmp(argv[1], "promote") == 0 && argc == 3) {
+	if ((strcmp(argv[1], "promote") == 0 ||
+	    strcmp(argv[1], "demote") == 0) && argc == 3) {
+		admin = strcmp(argv[1], "promote") == 0;
 		if (!check_fields(a, promote_spec, argv[2], NULL, v))
 			rc = 2;
 		else {
-			e = fin_admin_promote(ctx, &client, v[0].s);
+			e = fin_admin_set_role(ctx, &client, v[0].s, admin,
+			    &changed);
 			rc = report(e, e == FIN_E_NOT_FOUND ?
 			    "(no live account has that email)" : NULL,
-			    "promoted to admin");
+			    admin ? (changed ? "promoted to admin" :
+			    "already an admin") : (changed ? "demoted to user" :
+			    "already a user"));
 		}
 	} else if (strcmp(argv[1], "create-admin") == 0) {
 		for (i = 2; i + 1 < argc; i += 2) {
@@ -157,9 +166,16 @@ main(int argc, char *argv[])
 			rc = 1;
 		} else {
 			password[strcspn(password, "\r\n")] = '\0';
-			e = fin_admin_create(ctx, &client, v[0].s, v[1].s,
-			    password, &policy);
+			e = fin_auth_signup(ctx, &client, v[0].s, v[1].s,
+			    password, &user, &policy);
 			sodium_memzero(password, sizeof(password));
+			if (e == FIN_OK) {
+				e = fin_admin_set_role(ctx, &client, user.email,
+				    true, &changed);
+				if (e != FIN_OK)
+					policy = NULL;
+				created = true;
+			}
 			/*
 			 * policy is what is wrong with the password, which
 			 * WEAK_PASSWORD's own message already says.
@@ -171,8 +187,10 @@ main(int argc, char *argv[])
 				    policy);
 			rc = report(e, policy != NULL ? why :
 			    e == FIN_E_EMAIL_TAKEN ? "(finance-admin promote "
-			    "EMAIL makes an existing account an admin)" : NULL,
-			    "admin created");
+			    "EMAIL makes an existing account an admin)" :
+			    created ? "(the account was created as a user: "
+			    "finance-admin promote EMAIL makes it an admin)" :
+			    NULL, "admin created");
 		}
 	} else {
 		usage(stderr);

@@ -35,9 +35,10 @@ help=$("$top_builddir/src/finance-migrate" --help 2>/dev/null) && rc=0 || rc=$?
 verify "finance-migrate --help prints its usage on stdout and exits 0 (exit $rc)" \
 	test "$rc" = 0 -a -n "$(grep -F -- '--dir DIR' <<<"$help")"
 help=$("$top_builddir/src/finance-admin" --help 2>/dev/null) && rc=0 || rc=$?
-verify "finance-admin --help names create-admin and promote, exits 0 (exit $rc)" \
+verify "finance-admin --help names create-admin, promote and demote, exits 0 (exit $rc)" \
 	test "$rc" = 0 -a -n "$(grep -F 'create-admin --email' <<<"$help")" \
-	-a -n "$(grep -F 'promote EMAIL' <<<"$help")"
+	-a -n "$(grep -F 'promote EMAIL' <<<"$help")" \
+	-a -n "$(grep -F 'demote EMAIL' <<<"$help")"
 # A password on the command line would show in ps: refused, not ignored.
 "$top_builddir/src/finance-admin" create-admin --email a@example.com \
 	--name A --password 'not here' </dev/null >/dev/null 2>&1 && rc=0 || rc=$?

@@ -20,7 +20,7 @@
 #   5  Redis down: limited routes answer normally, "ratelimit_fail_open" in
 #      the log, ratelimit_fail_open_total and redis_errors_total > 0 in
 #      /metrics; Redis back: the limit applies again
-#   6  finance-admin create-admin / promote; 403 FORBIDDEN for users
+#   6  finance-admin create-admin / promote / demote; 403 FORBIDDEN for users
 #   7  feature flags: a change reaches every worker within a second (and
 #      so does turning it off), validation, audit, pdf_export gates the PDF
 #      export (skipped with a note while that export answers 404)

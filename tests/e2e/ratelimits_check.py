@@ -21,7 +21,7 @@
 #           3b the 4th login for one email 429, another email still works
 #           4  the 5th request of one user 429, another user still fine
 #   admin   every limit high, TRUSTED_PROXIES=127.0.0.1
-#           6  finance-admin create-admin / promote; 403 for users
+#           6  finance-admin create-admin / promote / demote; 403 for users
 #           7  feature flags: every worker within a second, rollback,
 #              validation, audit, pdf_export gating the PDF export
 #           8  GET /admin/audit filters and cursor; admin restore of a
@@ -41,7 +41,6 @@
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -559,18 +558,30 @@ def group_admin(s):
           p.returncode != 0 and "no live account has that email" in p.stderr
           and p.stdout == "", f"exit {p.returncode}", f"stdout: {p.stdout!r}",
           f"stderr: {p.stderr!r}")
-    # Demote back (SQL is the only way: there is no demote command), so that
-    # the user is an ordinary user for what follows, and check that a
-    # demotion takes effect at once too (roles are read per request).
-    psql = shutil.which("psql")
-    if psql:
-        q = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                            s.env["DATABASE_URL"], "-c",
-                            f"UPDATE users SET role = 'user' WHERE id = '{u_id}'"],
-                           capture_output=True, text=True, timeout=30)
-        r = s.call("GET", "/admin/flags", u_token)
-        check("6: a demotion (role set back in PostgreSQL) takes effect at once: 403",
-              q.returncode == 0 and is_error(r, 403, "FORBIDDEN"), q.stderr, repr(r))
+    again = s.admin(["promote", u_email])
+    r = s.call("GET", f"/admin/audit?user_id={u_id}&action=role_changed", admin)
+    check("6: promoting an admin again exits 0 saying 'already an admin', audited once",
+          again.returncode == 0 and "already an admin" in again.stdout
+          and r.status == 200 and len((r.json() or {}).get("data", [])) == 1,
+          f"exit {again.returncode}: {again.stdout} {again.stderr}", repr(r))
+    # Demoted back, so that the user is an ordinary user for what follows;
+    # a demotion takes effect at once too (roles are read per request).
+    p = s.admin(["demote", u_email])
+    r = s.call("GET", "/admin/flags", u_token)
+    me = s.call("GET", "/auth/me", u_token)
+    au = s.call("GET", f"/admin/audit?user_id={u_id}&action=role_changed", admin)
+    roles = sorted(i["details"].get("role") for i in (au.json() or {}).get("data", []))
+    check("6: finance-admin demote EMAIL exits 0, the same token gets 403 at once, "
+          "/auth/me says user, audited (role_changed, role user)",
+          p.returncode == 0 and "demoted to user" in p.stdout
+          and is_error(r, 403, "FORBIDDEN")
+          and (me.json() or {}).get("user", {}).get("role") == "user"
+          and roles == ["admin", "user"],
+          f"exit {p.returncode}: {p.stdout} {p.stderr}", repr(r), repr(me), repr(au))
+    p = s.admin(["demote", unknown])
+    check("6: finance-admin demote of an unknown email exits non-zero with a clear message",
+          p.returncode != 0 and "no live account has that email" in p.stderr,
+          f"exit {p.returncode}", f"stderr: {p.stderr!r}")
 
     group_flags(s, admin, admin_id)
     group_audit(s, admin, admin_id)
