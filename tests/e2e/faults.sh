@@ -6,7 +6,8 @@
 # they should: a killed worker is replaced, a reload (SIGHUP) and a stop
 # (SIGTERM) lose no request, /ready follows PostgreSQL and Redis going
 # away and coming back without a worker restart, a frozen PostgreSQL costs
-# a request a bounded wait and a 503, clients that never read
+# a request a bounded wait and a 503 (a frozen Redis only its timeout),
+# clients that never read
 # a large export hold no worker, and nginx's own 405 and 413 answer like
 # the workers.  One "ok N - ..." or
 # "not ok N - ..." line per check; exits 1 if any failed.  Every loop is
@@ -469,6 +470,42 @@ else
 	    "body: $(head -c 300 "$dir/body")"
 fi
 check "... without any worker restart" [ "$(workers)" = "$before" ]
+
+# ----------------------------------------- Redis stops answering (frozen)
+
+# Redis holds only what may be lost: frozen, it costs a request at most
+# REDIS_TIMEOUT_MS (200 ms) a command and then its backoff, never a hang
+# or an error.
+timed() {
+	curl -s -o "$dir/body" -w '%{http_code} %{time_total}' --max-time 20 "$@" \
+	    2>/dev/null || echo "000 -"
+}
+# under STATUS SECONDS "CODE TIME": CODE is STATUS and TIME under SECONDS.
+under() {
+	[ "${3% *}" = "$1" ] && awk "BEGIN { exit !(${3#* } < $2) }"
+}
+bash "$stack" redis-freeze "$dir"
+redis_health=$(timed "$FIN_BASE_URL/api/v1/health")
+redis_list=$(timed -H "Authorization: Bearer $export_token" \
+    "$FIN_BASE_URL/api/v1/transactions?limit=50")
+redis_post=$(timed -X POST -H "Authorization: Bearer $export_token" \
+    -H 'Content-Type: application/json' \
+    --data '{"amount": -100, "currency": "EUR", "description": "redis frozen", "occurred_on": "2026-11-25"}' \
+    "$FIN_BASE_URL/api/v1/transactions")
+redis_ready=$(timed "$FIN_BASE_URL/api/v1/ready")
+redis_ready_text=$(error_text)
+bash "$stack" redis-thaw "$dir"
+check "Redis frozen: /health 200 within 1 s ($redis_health)" under 200 1 "$redis_health"
+check "Redis frozen: an authenticated list 200 within 2 s ($redis_list)" under 200 2 "$redis_list"
+check "Redis frozen: a POST 201 within 2 s ($redis_post)" under 201 2 "$redis_post"
+check "Redis frozen: /ready 503 naming redis within 2 s ($redis_ready)" \
+    eval 'under 503 2 "$redis_ready" && [[ $redis_ready_text == *redis* ]]'
+if wait_for 10 status_is 200 /api/v1/ready; then
+	ok "Redis thawed: /ready answers 200 within 10 s"
+else
+	not_ok "Redis thawed: /ready answers 200 within 10 s" "status: $code" \
+	    "body: $(head -c 300 "$dir/body")"
+fi
 
 # ------------------------------ Redis refusing writes, still serving reads
 

@@ -374,9 +374,18 @@ fin_redis_up() {
 	return 1
 }
 
+# fin_redis_signal DIR SIGNAL: SIGNAL to Redis (STOP freezes it; CONT).
+fin_redis_signal() {
+	local pid
+	pid=$(fin_pidfile_alive "$1/run/redis.pid" redis-server) || return 1
+	kill -s "$2" "$pid"
+}
+
 fin_redis_down() {
 	local pid
 	pid=$(fin_pidfile_alive "$1/run/redis.pid" redis-server) || return 0
+	# A test that froze it may have failed before thawing it.
+	kill -s CONT "$pid" 2>/dev/null || true
 	fin_stop_pid "$pid" redis-server TERM 10
 }
 
