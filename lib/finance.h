@@ -540,6 +540,9 @@ enum fin_deleted_mode {
 	FIN_DELETED_ONLY
 };
 
+/* The page size of a list whose request names none (API.md). */
+#define FIN_PAGE_DEFAULT	50
+
 struct fin_txn_query {
 	const char	*user_id;
 	const char	*from, *to;		/* dates, inclusive; NULL: open */

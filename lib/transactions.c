@@ -68,6 +68,15 @@ static const struct fin_stmt stmt_restore = {
  * each plan matches its index exactly (the live-rows index is partial on
  * deleted_at IS NULL) and the keyset condition is an index bound, never a
  * filter: page 10 million costs what page 1 costs.
+ *
+ * Each comes in two forms.  The general one takes every filter and the
+ * limit as parameters; PostgreSQL plans it again at every execution (a
+ * custom plan), because its "$n IS NULL OR" terms only vanish once their
+ * values are known, and a generic plan would guess LIMIT $6 at a tenth of
+ * the user's rows.  The default page (no filter, FIN_PAGE_DEFAULT rows),
+ * which is most requests, has a form with neither: its generic plan costs
+ * what a custom one does, so PostgreSQL keeps it after five executions
+ * and stops planning, which took longer than running the query.
  */
 #define LIST_FILTERS \
 	"   AND ($2::date IS NULL OR occurred_on >= $2::date)" \
@@ -75,22 +84,43 @@ static const struct fin_stmt stmt_restore = {
 	"   AND ($4::text IS NULL OR category = $4)" \
 	"   AND ($5::text IS NULL OR description ILIKE '%' || $5 || '%' ESCAPE '\\')"
 /* Qualified: a bare occurred_on would sort by the ::text output column. */
-#define LIST_ORDER \
+#define LIST_ORDER(limit) \
 	" ORDER BY transactions.occurred_on DESC, transactions.created_at DESC," \
-	" transactions.id DESC LIMIT $6"
-#define LIST_AFTER \
-	"   AND (occurred_on, created_at, id) < ($7::date, $8::timestamptz, $9::uuid)"
+	" transactions.id DESC LIMIT " limit
+#define LIST_AFTER(on, at, id) \
+	"   AND (occurred_on, created_at, id) < (" on "::date, " at \
+	"::timestamptz, " id "::uuid)"
+/* General: $1 user, $2-$5 the filters, $6 the limit, $7-$9 the cursor. */
 #define LIST_STMT(name, deleted, after, n) { name, \
 	"SELECT " FIN_TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
-	LIST_FILTERS after LIST_ORDER, n }
+	LIST_FILTERS after LIST_ORDER("$6"), n }
+/* Default page: $1 user, $2-$4 the cursor. */
+#define DEFAULT_LIMIT	"51"
+_Static_assert(FIN_PAGE_DEFAULT == 50, "DEFAULT_LIMIT is FIN_PAGE_DEFAULT + 1");
+#define DEFAULT_STMT(name, deleted, after, n) { name, \
+	"SELECT " FIN_TXN_COLS " FROM transactions WHERE user_id = $1" deleted \
+	after LIST_ORDER(DEFAULT_LIMIT), n }
+#define LIVE		" AND deleted_at IS NULL"
+#define DELETED		" AND deleted_at IS NOT NULL"
 
-static const struct fin_stmt list_stmts[3][2] = {
-	{ LIST_STMT("txn_list_live", " AND deleted_at IS NULL", "", 6),
-	  LIST_STMT("txn_list_live_after", " AND deleted_at IS NULL", LIST_AFTER, 9) },
-	{ LIST_STMT("txn_list_all", "", "", 6),
-	  LIST_STMT("txn_list_all_after", "", LIST_AFTER, 9) },
-	{ LIST_STMT("txn_list_deleted", " AND deleted_at IS NOT NULL", "", 6),
-	  LIST_STMT("txn_list_deleted_after", " AND deleted_at IS NOT NULL", LIST_AFTER, 9) },
+/* [deleted mode][after a cursor][default page] */
+static const struct fin_stmt list_stmts[3][2][2] = {
+	{ { LIST_STMT("txn_list_live", LIVE, "", 6),
+	    DEFAULT_STMT("txn_list_live_default", LIVE, "", 1) },
+	  { LIST_STMT("txn_list_live_after", LIVE, LIST_AFTER("$7", "$8", "$9"), 9),
+	    DEFAULT_STMT("txn_list_live_default_after", LIVE,
+	    LIST_AFTER("$2", "$3", "$4"), 4) } },
+	{ { LIST_STMT("txn_list_all", "", "", 6),
+	    DEFAULT_STMT("txn_list_all_default", "", "", 1) },
+	  { LIST_STMT("txn_list_all_after", "", LIST_AFTER("$7", "$8", "$9"), 9),
+	    DEFAULT_STMT("txn_list_all_default_after", "",
+	    LIST_AFTER("$2", "$3", "$4"), 4) } },
+	{ { LIST_STMT("txn_list_deleted", DELETED, "", 6),
+	    DEFAULT_STMT("txn_list_deleted_default", DELETED, "", 1) },
+	  { LIST_STMT("txn_list_deleted_after", DELETED,
+	    LIST_AFTER("$7", "$8", "$9"), 9),
+	    DEFAULT_STMT("txn_list_deleted_default_after", DELETED,
+	    LIST_AFTER("$2", "$3", "$4"), 4) } },
 };
 
 /*
@@ -423,28 +453,36 @@ fin_txn_list(struct fin_ctx *ctx, struct fin_arena *a,
 {
 	char		 payload[FIN_CURSOR_PAYLOAD_MAX + 1], limit[24];
 	char		 next[FIN_CURSOR_MAX], ts[FIN_TS_API_MAX];
-	const char	*p[9];
+	const char	*p[9], *after[3] = { NULL, NULL, NULL };
 	const struct fin_stmt *st;
 	PGresult	*res;
 	struct json_object *data;
 	enum fin_err	 e;
 	int		 i, n;
+	bool		 plain;
 
 	*out = NULL;
 	memset(p, 0, sizeof(p));
 	if (q->cursor != NULL &&
-	    !parse_cursor(ctx->cfg, q->cursor, payload, &p[6]))
+	    !parse_cursor(ctx->cfg, q->cursor, payload, after))
 		return FIN_E_INVALID_CURSOR;
-	if (q->q != NULL && (p[4] = like_literal(a, q->q)) == NULL)
-		return FIN_E_INTERNAL_ERROR;
-	/* One row more than asked tells whether there is a next page. */
-	snprintf(limit, sizeof(limit), "%lld", (long long)q->limit + 1);
 	p[0] = q->user_id;
-	p[1] = q->from;
-	p[2] = q->to;
-	p[3] = q->category;
-	p[5] = limit;
-	st = &list_stmts[q->deleted][q->cursor != NULL];
+	plain = q->limit == FIN_PAGE_DEFAULT && q->from == NULL &&
+	    q->to == NULL && q->category == NULL && q->q == NULL;
+	if (plain)
+		memcpy(&p[1], after, sizeof(after));
+	else {
+		if (q->q != NULL && (p[4] = like_literal(a, q->q)) == NULL)
+			return FIN_E_INTERNAL_ERROR;
+		/* One row more than asked tells whether there is a next page. */
+		snprintf(limit, sizeof(limit), "%lld", (long long)q->limit + 1);
+		p[1] = q->from;
+		p[2] = q->to;
+		p[3] = q->category;
+		p[5] = limit;
+		memcpy(&p[6], after, sizeof(after));
+	}
+	st = &list_stmts[q->deleted][q->cursor != NULL][plain];
 	if ((e = Fin_db_exec(ctx, st, p, &res)) != FIN_OK)
 		return e;
 	data = json_object_new_array();

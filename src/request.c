@@ -329,7 +329,7 @@ request_limit(struct request *req, int64_t *limit)
 {
 	const char	*v = request_query(req, "limit");
 
-	*limit = 50;
+	*limit = FIN_PAGE_DEFAULT;
 	if (v == NULL || fin_parse_int64(v, 1, 200, limit))
 		return true;
 	(void)field_error(req, "limit", "must be an integer from 1 to 200");

@@ -9,7 +9,8 @@
 #      the documented order (ties on occurred_on and created_at included)
 #   b  the list query, in the server's exact form, is an index scan of
 #      transactions_list_live_idx with no Sort, on the first page and
-#      after a cursor
+#      after a cursor, filtered or not; without a filter PostgreSQL keeps
+#      a generic plan for it (no planning per request)
 #   c  8 parallel POSTs with one Idempotency-Key create one row
 #   d  the response cache is right across the 2 workers after a write
 #   e  Redis down: list, summary and create still work; Redis back: the
@@ -191,9 +192,12 @@ ORDER BY occurred_on DESC, created_at DESC, id DESC""").split()
 
 # --------------------------------------------------------------- b: EXPLAIN
 
-# The statements txn_list_live and txn_list_live_after of lib/transactions.c
-# (FIN_TXN_COLS, LIST_FILTERS, LIST_AFTER, LIST_ORDER), copied as the server
-# sends them.  sql_matches_source() fails the check when they drift.
+# The live-rows list statements of lib/transactions.c (FIN_TXN_COLS,
+# LIST_FILTERS, LIST_AFTER, LIST_ORDER, LIST_STMT, DEFAULT_STMT), copied as
+# the server sends them: the general form (filters and limit as
+# parameters) and the default page's (no filter, 50 rows), each for the
+# first page and after a cursor.  source_sql() fails the check when they
+# drift.
 TXN_COLS = (
     "id, amount, currency, description, category, occurred_on, "
     "created_at, updated_at, deleted_at")
@@ -202,13 +206,27 @@ LIST_FILTERS = (
     "   AND ($3::date IS NULL OR occurred_on <= $3::date)"
     "   AND ($4::text IS NULL OR category = $4)"
     "   AND ($5::text IS NULL OR description ILIKE '%' || $5 || '%' ESCAPE '\\')")
-LIST_ORDER = (" ORDER BY transactions.occurred_on DESC, transactions.created_at DESC,"
-              " transactions.id DESC LIMIT $6")
-LIST_AFTER = "   AND (occurred_on, created_at, id) < ($7::date, $8::timestamptz, $9::uuid)"
-SQL_LIST_LIVE = ("SELECT " + TXN_COLS + " FROM transactions WHERE user_id = $1"
-                 " AND deleted_at IS NULL" + LIST_FILTERS + "" + LIST_ORDER)
-SQL_LIST_LIVE_AFTER = ("SELECT " + TXN_COLS + " FROM transactions WHERE user_id = $1"
-                       " AND deleted_at IS NULL" + LIST_FILTERS + LIST_AFTER + LIST_ORDER)
+
+
+def list_order(limit):
+    return (" ORDER BY transactions.occurred_on DESC, transactions.created_at DESC,"
+            " transactions.id DESC LIMIT " + limit)
+
+
+def list_after(on, at, tid):
+    return f"   AND (occurred_on, created_at, id) < ({on}::date, {at}::timestamptz, {tid}::uuid)"
+
+
+LIVE = ("SELECT " + TXN_COLS + " FROM transactions WHERE user_id = $1"
+        " AND deleted_at IS NULL")
+SQL_LIST = {
+    "txn_list_live": LIVE + LIST_FILTERS + list_order("$6"),
+    "txn_list_live_after": LIVE + LIST_FILTERS + list_after("$7", "$8", "$9")
+    + list_order("$6"),
+    "txn_list_live_default": LIVE + list_order(str(PAGE + 1)),
+    "txn_list_live_default_after": LIVE + list_after("$2", "$3", "$4")
+    + list_order(str(PAGE + 1)),
+}
 
 
 def c_strings(text):
@@ -239,12 +257,12 @@ def source_sql():
     if p.returncode != 0:
         return None
     found = {}
-    for name in ("txn_list_live", "txn_list_live_after"):
+    for name in SQL_LIST:
         m = re.search(r'\{\s*"' + name + r'"\s*,((?:\s*"(?:[^"\\]|\\.)*")+)\s*,\s*\d+\s*\}',
                       p.stdout)
         if m:
             found[name] = c_strings(m.group(1))
-    return found if len(found) == 2 else None
+    return found if len(found) == len(SQL_LIST) else None
 
 
 def substitute(sql, params):
@@ -283,48 +301,80 @@ WHERE u.email LIKE 'e2e-explain-%'""")
     if src is None:
         note("b: could not preprocess lib/transactions.c here: using the copied SQL unchecked")
     else:
-        check("b: the SQL copied here is lib/transactions.c's txn_list_live and txn_list_live_after",
-              src["txn_list_live"] == SQL_LIST_LIVE
-              and src["txn_list_live_after"] == SQL_LIST_LIVE_AFTER,
-              "source:  " + src["txn_list_live"], "copy:    " + SQL_LIST_LIVE,
-              "source:  " + src["txn_list_live_after"], "copy:    " + SQL_LIST_LIVE_AFTER,
-              "update TXN_COLS/LIST_* in tests/e2e/transactions_check.py")
+        check("b: the SQL copied here is lib/transactions.c's " + ", ".join(SQL_LIST),
+              src == SQL_LIST,
+              *[f"{k}:\n#     source: {src.get(k)}\n#     copy:   {v}"
+                for k, v in SQL_LIST.items() if src.get(k) != v],
+              "update the copies in tests/e2e/transactions_check.py")
 
-    first = substitute(SQL_LIST_LIVE, {1: lit(uid), 2: "NULL", 3: "NULL",
-                                       4: "NULL", 5: "NULL", 6: str(PAGE + 1)})
-    # The copy answers what the server answered (so the plan is of the query
-    # that really runs).
-    ids = psql(f"SELECT id FROM ({first}) t").split()
-    check("b: the copied first-page query returns the API's first page",
-          ids[:PAGE] == api_ids[:PAGE] and len(ids) == PAGE + 1,
-          f"sql: {ids[:3]}...", f"api: {api_ids[:3]}...")
+    general = {1: lit(uid), 2: "NULL", 3: "NULL", 4: "NULL", 5: "NULL", 6: str(PAGE + 1)}
+    first = substitute(SQL_LIST["txn_list_live"], general)
+    default = substitute(SQL_LIST["txn_list_live_default"], {1: lit(uid)})
+    # The copies answer what the server answered (so the plans are of the
+    # queries that really run).
+    for label, sql in (("first-page", first), ("default first-page", default)):
+        ids = psql(f"SELECT id FROM ({sql}) t").split()
+        check(f"b: the copied {label} query returns the API's first page",
+              ids[:PAGE] == api_ids[:PAGE] and len(ids) == PAGE + 1,
+              f"sql: {ids[:3]}...", f"api: {api_ids[:3]}...")
 
     payload = base64.urlsafe_b64decode(mid_cursor.split(".")[0] + "==").decode()
     kind, on, at, tid = payload.split("|")
-    after = substitute(SQL_LIST_LIVE_AFTER, {
-        1: lit(uid), 2: "NULL", 3: "NULL", 4: "NULL", 5: "NULL",
-        6: str(PAGE + 1), 7: lit(on), 8: lit(at), 9: lit(tid)})
+    keyset = (lit(on), lit(at), lit(tid))
+    after = substitute(SQL_LIST["txn_list_live_after"],
+                       {**general, 7: keyset[0], 8: keyset[1], 9: keyset[2]})
+    default_after = substitute(SQL_LIST["txn_list_live_default_after"],
+                               {1: lit(uid), 2: keyset[0], 3: keyset[1], 4: keyset[2]})
     pos = api_ids.index(tid) + 1
-    ids = psql(f"SELECT id FROM ({after}) t").split()
-    check("b: the copied after-cursor query returns the API's next page",
-          ids[:PAGE] == api_ids[pos:pos + PAGE],
-          f"sql: {ids[:3]}...", f"api: {api_ids[pos:pos + 3]}...")
+    for label, sql in (("after-cursor", after), ("default after-cursor", default_after)):
+        ids = psql(f"SELECT id FROM ({sql}) t").split()
+        check(f"b: the copied {label} query returns the API's next page",
+              ids[:PAGE] == api_ids[pos:pos + PAGE],
+              f"sql: {ids[:3]}...", f"api: {api_ids[pos:pos + 3]}...")
 
-    for label, sql, keyset in (("the first page", first, False),
-                               ("a page after a cursor", after, True)):
-        nodes, text = explain(sql)
-        scans = [nd for nd in nodes
-                 if nd["Node Type"] in ("Index Scan", "Index Only Scan")
-                 and nd.get("Index Name") == "transactions_list_live_idx"]
-        sorts = [nd["Node Type"] for nd in nodes if "Sort" in nd["Node Type"]]
-        check(f"b: EXPLAIN of {label}: an Index Scan of transactions_list_live_idx",
-              bool(scans), text)
-        check(f"b: EXPLAIN of {label}: no Sort node", not sorts,
-              f"sort nodes: {sorts}", text)
-        if keyset:
-            conds = " ".join(nd.get("Index Cond", "") for nd in scans)
-            check("b: the keyset condition is an index bound (Index Cond), not a filter",
-                  "ROW(occurred_on, created_at, id) <" in conds, text)
+    for label, sql, bound in (("the first page", first, False),
+                              ("the default first page", default, False),
+                              ("a page after a cursor", after, True),
+                              ("the default page after a cursor", default_after, True)):
+        check_list_plan(label, explain(sql), bound)
+
+    # The default page's statements run as the server runs them, prepared
+    # with untyped parameters: after PostgreSQL's five custom plans it
+    # keeps a generic one (planning once, not on every request), and that
+    # plan is still the index scan, with the keyset as an index bound.
+    for name, args in (("txn_list_live_default", [lit(uid)]),
+                       ("txn_list_live_default_after", [lit(uid), *keyset])):
+        execute = f"EXECUTE e2e_{name}({', '.join(args)})"
+        out = psql(f"PREPARE e2e_{name} AS {SQL_LIST[name]}; "
+                   + "".join(f"{execute}; " for _ in range(7))
+                   + f"SELECT generic_plans FROM pg_prepared_statements"
+                   f" WHERE name = 'e2e_{name}'").splitlines()
+        generic = out[-1] if out else ""
+        check(f"b: PostgreSQL keeps a generic plan for {name} (no planning per request)",
+              generic.isdigit() and int(generic) >= 1,
+              f"generic plans after 7 executions: {generic!r}")
+        text = psql(f"PREPARE e2e_{name} AS {SQL_LIST[name]}; "
+                    f"SET plan_cache_mode = force_generic_plan; "
+                    f"EXPLAIN (FORMAT JSON) {execute}")
+        plan = json.loads(text)[0]["Plan"]
+        check_list_plan(f"the generic plan of {name}",
+                        (list(plan_nodes(plan)), text), name.endswith("_after"))
+
+
+def check_list_plan(label, explained, keyset):
+    nodes, text = explained
+    scans = [nd for nd in nodes
+             if nd["Node Type"] in ("Index Scan", "Index Only Scan")
+             and nd.get("Index Name") == "transactions_list_live_idx"]
+    sorts = [nd["Node Type"] for nd in nodes if "Sort" in nd["Node Type"]]
+    check(f"b: EXPLAIN of {label}: an Index Scan of transactions_list_live_idx",
+          bool(scans), text)
+    check(f"b: EXPLAIN of {label}: no Sort node", not sorts,
+          f"sort nodes: {sorts}", text)
+    if keyset:
+        conds = " ".join(nd.get("Index Cond", "") for nd in scans)
+        check("b: " + label + ": the keyset condition is an index bound (Index Cond), not a filter",
+              "ROW(occurred_on, created_at, id) <" in conds, text)
 
 
 # ------------------------------------------------- c: idempotency, concurrently
