@@ -17,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -38,15 +37,16 @@ static const struct fin_stmt stmt_stale_announce = {
 static void
 query_digest(const char *kind, const char *query, char out[65])
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE] = { 0 };
-	EVP_MD_CTX	*c = EVP_MD_CTX_new();
+	unsigned char	 md[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
 
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-	EVP_DigestUpdate(c, kind, strlen(kind) + 1);
-	EVP_DigestUpdate(c, query, strlen(query));
-	EVP_DigestFinal_ex(c, md, NULL);
-	EVP_MD_CTX_free(c);
-	sodium_bin2hex(out, 65, md, 32);
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)kind,
+	    strlen(kind) + 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)query,
+	    strlen(query));
+	crypto_hash_sha256_final(&st, md);
+	sodium_bin2hex(out, 65, md, sizeof(md));
 }
 
 void

@@ -9,32 +9,31 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "internal.h"
 
 #define CURSOR_MAC_LEN	16	/* 128 bits is plenty against forgery */
 
+_Static_assert(CURSOR_MAC_LEN <= FIN_HMAC_SHA256_LEN, "a truncated HMAC");
+
 static bool
 mac(const struct fin_config *cfg, const char *payload, size_t n,
-    unsigned char out[EVP_MAX_MD_SIZE])
+    unsigned char out[FIN_HMAC_SHA256_LEN])
 {
 	static const char label[] = "libfinance cursor v1\n";
 	unsigned char	 buf[sizeof(label) + FIN_CURSOR_PAYLOAD_MAX];
-	unsigned int	 len = 0;
 
 	memcpy(buf, label, sizeof(label) - 1);
 	memcpy(buf + sizeof(label) - 1, payload, n);
-	return HMAC(EVP_sha256(), cfg->jwt_secret, (int)strlen(cfg->jwt_secret),
-	    buf, sizeof(label) - 1 + n, out, &len) != NULL && len >= CURSOR_MAC_LEN;
+	return Fin_hmac_sha256(cfg->jwt_secret, strlen(cfg->jwt_secret), buf,
+	    sizeof(label) - 1 + n, out);
 }
 
 bool
 Fin_cursor_encode(const struct fin_config *cfg, const char *payload,
     char out[FIN_CURSOR_MAX])
 {
-	unsigned char	 m[EVP_MAX_MD_SIZE];
+	unsigned char	 m[FIN_HMAC_SHA256_LEN];
 	size_t		 n = strlen(payload), w;
 
 	if (n == 0 || n > FIN_CURSOR_PAYLOAD_MAX || !mac(cfg, payload, n, m))
@@ -52,7 +51,7 @@ bool
 Fin_cursor_decode(const struct fin_config *cfg, const char *cursor,
     char payload[FIN_CURSOR_PAYLOAD_MAX + 1])
 {
-	unsigned char	 want[EVP_MAX_MD_SIZE], got[CURSOR_MAC_LEN + 4];
+	unsigned char	 want[FIN_HMAC_SHA256_LEN], got[CURSOR_MAC_LEN + 4];
 	const char	*dot;
 	size_t		 n, glen, len;
 

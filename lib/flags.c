@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include <sodium.h>
 
 #include "internal.h"
 
@@ -103,17 +103,16 @@ refresh(struct fin_ctx *ctx)
 int
 fin_flag_bucket(const char *key, const char *user_id)
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 len = 0;
-	EVP_MD_CTX	*c = EVP_MD_CTX_new();
+	unsigned char	 md[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
 	uint32_t	 v;
 
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-	EVP_DigestUpdate(c, key, strlen(key));
-	EVP_DigestUpdate(c, ":", 1);
-	EVP_DigestUpdate(c, user_id, strlen(user_id));
-	EVP_DigestFinal_ex(c, md, &len);
-	EVP_MD_CTX_free(c);
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)key, strlen(key));
+	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)user_id,
+	    strlen(user_id));
+	crypto_hash_sha256_final(&st, md);
 	v = (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 |
 	    md[3];
 	return (int)(v % 100);

@@ -146,13 +146,13 @@ static void
 limit_add(struct fin_ctx *ctx, enum fin_limit_kind k, const char *subject,
     struct limits_cmd *c, struct fin_limit_result *r)
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE] = { 0 };
+	unsigned char	 md[crypto_hash_sha256_BYTES];
 	char		 hex[33];
 	int64_t		 limit, period;
 
 	limit_params(ctx->cfg, k, &limit, &period);
 	/* Subjects are hashed: no email address or IP sits in Redis as text. */
-	EVP_Digest(subject, strlen(subject), md, NULL, EVP_sha256(), NULL);
+	crypto_hash_sha256(md, (const unsigned char *)subject, strlen(subject));
 	sodium_bin2hex(hex, sizeof(hex), md, 16);
 	snprintf(c->l[c->n].key, LIMIT_KEY_MAX, "fin:rl:%s:%s", limit_names[k], hex);
 	snprintf(c->l[c->n].period, 24, "%lld", (long long)period * 1000);

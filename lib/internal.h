@@ -253,6 +253,15 @@ enum fin_err	 Fin_pwcheck_refused(struct fin_ctx *,
 int64_t		 Fin_wall_ms(void);		/* CLOCK_REALTIME */
 
 /* ------------------------------------------------------------------ */
+/* MAC (lib/util.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+#define FIN_HMAC_SHA256_LEN	32
+bool		 Fin_hmac_sha256(const void *key, size_t keylen,
+		    const void *data, size_t len,
+		    unsigned char out[FIN_HMAC_SHA256_LEN]);
+
+/* ------------------------------------------------------------------ */
 /* Audit and cursors                                                   */
 /* ------------------------------------------------------------------ */
 

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -71,16 +69,15 @@ static const struct fin_stmt stmt_list = {
 bool
 Fin_refresh_hash(const struct fin_config *cfg, const char *token, char out[80])
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 len = 0, i;
+	unsigned char	 md[FIN_HMAC_SHA256_LEN];
+	size_t		 i;
 
 	/* Keyed, so a stolen table alone cannot confirm a guessed token. */
-	if (HMAC(EVP_sha256(), cfg->refresh_token_secret,
-	    (int)strlen(cfg->refresh_token_secret), (const unsigned char *)token,
-	    strlen(token), md, &len) == NULL || len != 32)
+	if (!Fin_hmac_sha256(cfg->refresh_token_secret,
+	    strlen(cfg->refresh_token_secret), token, strlen(token), md))
 		return false;
 	memcpy(out, "\\x", 2);
-	for (i = 0; i < len; i++)
+	for (i = 0; i < sizeof(md); i++)
 		snprintf(out + 2 + i * 2, 3, "%02x", md[i]);
 	return true;
 }

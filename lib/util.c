@@ -1,6 +1,6 @@
 /*
  * Small pure helpers: identifiers, time formatting, bounded integer
- * parsing.  Nothing here touches the network or allocates.
+ * parsing, the HMAC.  Nothing here touches the network or allocates.
  */
 #include "setup.h"
 
@@ -104,6 +104,28 @@ Fin_wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * HMAC-SHA256 (RFC 2104) of data under key, the one MAC of tokens, cursors
+ * and refresh-token hashes.  libsodium's, not OpenSSL 3's one-shot HMAC():
+ * that one looks its algorithms up again on every call, which cost a list
+ * request (a token and a cursor) about 8 % of a worker's CPU.  False for
+ * an empty key, which would let anyone compute the MAC.
+ */
+bool
+Fin_hmac_sha256(const void *key, size_t keylen, const void *data,
+    size_t len, unsigned char out[FIN_HMAC_SHA256_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+
+	if (key == NULL || keylen == 0)
+		return false;
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, data, len);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+	return true;
 }
 
 bool

@@ -1,7 +1,12 @@
 /*
- * Identifiers, time and the bounded integer parser that replaces atoi.
+ * Identifiers, time, the bounded integer parser that replaces atoi, and
+ * the HMAC.
  */
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sodium.h>
 
 #include "internal.h"
 #include "unit.h"
@@ -84,6 +89,48 @@ START_TEST(test_util_parse_int64)
 }
 END_TEST
 
+/* RFC 4231: HMAC-SHA-256 test cases 2 and 6, hex. */
+static void
+hmac_hex(const void *key, size_t keylen, const char *data, char hex[65])
+{
+	unsigned char	 mac[FIN_HMAC_SHA256_LEN];
+
+	ck_assert(Fin_hmac_sha256(key, keylen, data, strlen(data), mac));
+	sodium_bin2hex(hex, 65, mac, sizeof(mac));
+}
+
+START_TEST(test_util_hmac_sha256)
+{
+	unsigned char	 key[131], mac[FIN_HMAC_SHA256_LEN];
+	unsigned char	 ossl[EVP_MAX_MD_SIZE];
+	unsigned int	 olen = 0;
+	char		 hex[65];
+	size_t		 klen;
+
+	hmac_hex("Jefe", 4, "what do ya want for nothing?", hex);
+	ck_assert_str_eq(hex,
+	    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* A key longer than the hash's block is hashed first. */
+	memset(key, 0xaa, sizeof(key));
+	hmac_hex(key, sizeof(key), "Test Using Larger Than Block-Size Key - "
+	    "Hash Key First", hex);
+	ck_assert_str_eq(hex,
+	    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	/* The same MAC OpenSSL computes, for every key length around 64. */
+	for (klen = 1; klen <= sizeof(key); klen++) {
+		key[klen - 1] = (unsigned char)klen;
+		ck_assert(Fin_hmac_sha256(key, klen, "payload", 7, mac));
+		ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)klen,
+		    (const unsigned char *)"payload", 7, ossl, &olen));
+		ck_assert_uint_eq(olen, sizeof(mac));
+		ck_assert_mem_eq(mac, ossl, sizeof(mac));
+	}
+	/* An empty key would let anyone compute the MAC. */
+	ck_assert(!Fin_hmac_sha256("", 0, "x", 1, mac));
+	ck_assert(!Fin_hmac_sha256(NULL, 0, "x", 1, mac));
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -94,6 +141,7 @@ util_suite(void)
 	tcase_add_test(tc, test_util_uuid_v4);
 	tcase_add_test(tc, test_util_rfc3339);
 	tcase_add_test(tc, test_util_parse_int64);
+	tcase_add_test(tc, test_util_hmac_sha256);
 	suite_add_tcase(s, tc);
 	return s;
 }
