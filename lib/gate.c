@@ -356,8 +356,11 @@ fin_gate_check(struct fin_ctx *ctx, const struct fin_gate *in,
 		freeReplyObject(rep[i]);
 	if (!token_ok)
 		return FIN_OK;
-	if (!alive) {
+	if (alive) {
+		fin_metric_inc(FIN_M_SESSION_REDIS);
+	} else {
 		/* Mirror miss (or Redis down): PostgreSQL is the truth. */
+		fin_metric_inc(FIN_M_SESSION_POSTGRES);
 		e = Fin_session_alive_pg(ctx, &out->principal, &alive);
 		if (e != FIN_OK) {
 			out->auth = e;

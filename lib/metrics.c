@@ -249,14 +249,15 @@ emit(struct out *o, const char *fmt, ...)
 
 /* A counter family of three results, counted in consecutive slots. */
 static void
-by_result(struct out *o, const char *name, const char *help,
-    enum fin_metric first, const char *const result[3])
+by_label(struct out *o, const char *name, const char *help,
+    const char *label, enum fin_metric first, const char *const value[],
+    int n)
 {
 	int	 i;
 
 	emit(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
-	for (i = 0; i < 3; i++)
-		emit(o, "%s{result=\"%s\"} %" PRIu64 "\n", name, result[i],
+	for (i = 0; i < n; i++)
+		emit(o, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, value[i],
 		    get(&shm->counters[first + i]));
 }
 
@@ -324,11 +325,20 @@ fin_metrics_render(const char *const *routes, size_t nroutes,
 	    "# TYPE ratelimit_fail_open_total counter\n"
 	    "ratelimit_fail_open_total %" PRIu64 "\n",
 	    get(&shm->counters[FIN_M_RATELIMIT_FAIL_OPEN]));
-	by_result(&o, "logins_total", "Login attempts by result.",
+	by_label(&o, "logins_total", "Login attempts by result.", "result",
 	    FIN_M_LOGIN_SUCCESS, (const char *const[]){ "success", "failure",
-	    "locked" });
-	by_result(&o, "cache_responses_total", "Cacheable pages (first list "
-	    "page, summary) by how the response cache served them.",
-	    FIN_M_CACHE_HIT, (const char *const[]){ "hit", "miss", "bypass" });
+	    "locked" }, 3);
+	by_label(&o, "cache_responses_total", "Cacheable pages (first list "
+	    "page, summary) by how the response cache served them.", "result",
+	    FIN_M_CACHE_HIT, (const char *const[]){ "hit", "miss", "bypass" }, 3);
+	/*
+	 * PostgreSQL answers for a session when Redis is down, on a mirror
+	 * miss, and for a minute after a worker starts (it has not heard the
+	 * revocations announced before it listened): a rise here is load on
+	 * PostgreSQL that the mirror normally takes.
+	 */
+	by_label(&o, "session_checks_total", "Authenticated requests by what "
+	    "said their session was alive.", "source", FIN_M_SESSION_REDIS,
+	    (const char *const[]){ "redis", "postgres" }, 2);
 	return o.ok ? FIN_OK : FIN_E_INTERNAL_ERROR;
 }

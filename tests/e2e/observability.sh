@@ -90,6 +90,33 @@ for name in worker_restarts_total db_errors_total redis_errors_total rate_limite
 done
 verify "a failed login is counted" grep -q '^logins_total{result="failure"} 1$' "$dir/metrics.txt"
 
+# Each authenticated request counts once in session_checks_total, by what
+# said its session was alive.  The workers started moments ago, and for
+# their first minute PostgreSQL answers (they have not listened for
+# revocations as long as a Redis entry lives).
+session_checks() {
+	curl -s "$M" | awk -v s="$1" '$1 == "session_checks_total{source=\"" s "\"}" { n = $2 } END { print n + 0 }'
+}
+curl -s -o /dev/null -X POST "$B/auth/signup" -H 'Content-Type: application/json' \
+	-d '{"email":"obs-session@example.com","name":"Obs","password":"Secret-Pass-123"}'
+token=$(curl -s -X POST "$B/auth/login" -H 'Content-Type: application/json' \
+	-d '{"email":"obs-session@example.com","password":"Secret-Pass-123"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin).get("access_token", ""))')
+pg0=$(session_checks postgres)
+rd0=$(session_checks redis)
+for _ in 1 2 3; do
+	curl -s -o /dev/null -H "Authorization: Bearer $token" "$B/auth/me"
+done
+curl -s -o /dev/null -H "Authorization: Bearer not-a-token" "$B/auth/me"
+pg1=$(session_checks postgres)
+rd1=$(session_checks redis)
+verify "3 authenticated requests count 3 session checks, a forged token none (postgres $pg0 -> $pg1, redis $rd0 -> $rd1)" \
+	test $((pg1 - pg0 + rd1 - rd0)) = 3
+if [ "$SECONDS" -lt 50 ]; then
+	verify "... answered by PostgreSQL in the workers' first minute" \
+		test $((pg1 - pg0)) = 3
+fi
+
 # A request refused while it is read, before any route is matched: a
 # malformed query string.  Logged, counted and given CORS like the rest.
 unmatched400() {
