@@ -779,11 +779,16 @@ def check_slow():
                                    "X-Request-Id": f"chaos-noread-{k}"}))
             readers.append(s)
         time.sleep(1.0)
+        # Pinned workers would hold the rate down for the whole window the
+        # slow clients stay open (10 s and more); a neighbour test on the
+        # same two cores only for a while.  So keep sampling until one
+        # sample makes it or the window is nearly gone.
         rates = []
-        for _ in range(3):
+        while True:
             rates.append(health_rate() or 0.0)
-            if rates[-1] >= 0.5 * rate_before:
+            if rates[-1] >= 0.5 * rate_before or time.monotonic() - t_open > 8.0:
                 break
+            time.sleep(0.25)
         rate_during = max(rates)
         me = call("GET", "/auth/me", token2)
         # The workers answered the readers that do not read, and are free.
